@@ -1,0 +1,305 @@
+// foresight-model: create, run and measure the frozen language model the stages build on.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cxxopts.hpp>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_output.h"
+#include "common/cli.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "common/safetensors.h"
+#include "common/traces.h"
+#include "model/checkpoint.h"
+#include "model/kv_cache.h"
+#include "model/sampling.h"
+#include "model/token_metrics.h"
+#include "model/trace_checks.h"
+#include "model/transformer.h"
+
+using namespace foresight;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: foresight-model <command> [options]
+
+commands:
+  init      write a random-weight checkpoint in HF format (config.json + model.safetensors)
+  generate  sample continuations of prompts with the KV cache, as trace JSONL
+  score     per-position next-token NLL and entropy of traces, full cache, as JSONL
+  forward   dump the logits of traces (full forward or incremental decoding) to safetensors
+  bench     time the full forward over random tokens; prints one JSON line
+
+Run `foresight-model <command> --help` for a command's options.
+)";
+
+cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv) {
+  options.add_options()("h,help", "show this help");
+  cxxopts::ParseResult result;
+  try {
+    result = options.parse(argc, argv);
+  } catch (const cxxopts::exceptions::exception& e) {
+    throw Error(std::string(e.what()) + " (see --help)");
+  }
+  if (result.count("help")) {
+    std::cout << options.help() << std::endl;
+    std::exit(0);
+  }
+  return result;
+}
+
+template <typename T>
+T required(const cxxopts::ParseResult& r, const std::string& name) {
+  if (!r.count(name)) throw Error("option --" + name + " is required (see --help)");
+  return r[name].as<T>();
+}
+
+void add_runtime_options(cxxopts::Options& o) {
+  o.add_options()("model", "HF checkpoint directory", cxxopts::value<std::string>())(
+      "device", "cpu, cuda or cuda:N", cxxopts::value<std::string>()->default_value("cpu"))(
+      "dtype", "compute dtype: float32, bfloat16, float16",
+      cxxopts::value<std::string>()->default_value("float32"));
+}
+
+Transformer load_model(const cxxopts::ParseResult& r) {
+  return Transformer::load(required<std::string>(r, "model"),
+                           {r["device"].as<std::string>(), parse_dtype(r["dtype"].as<std::string>())});
+}
+
+at::Tensor ids_tensor(const std::vector<int64_t>& ids) {
+  return at::tensor(at::ArrayRef<int64_t>(ids), at::kLong);
+}
+
+int64_t total_tokens(const std::vector<Trace>& traces) {
+  int64_t n = 0;
+  for (const auto& t : traces) n += static_cast<int64_t>(t.input_ids.size());
+  return n;
+}
+
+void cmd_init(int argc, char** argv) {
+  cxxopts::Options o("foresight-model init", "Write a random-weight HF checkpoint.");
+  o.add_options()("arch", "qwen2, qwen3 or llama", cxxopts::value<std::string>())(
+      "out", "output directory (must not exist)", cxxopts::value<std::string>())(
+      "layers", "decoder layers", cxxopts::value<int64_t>()->default_value("2"))(
+      "hidden", "hidden size", cxxopts::value<int64_t>()->default_value("64"))(
+      "heads", "query heads", cxxopts::value<int64_t>()->default_value("4"))(
+      "kv-heads", "key/value heads (GQA group = heads / kv-heads)", cxxopts::value<int64_t>()->default_value("2"))(
+      "head-dim", "head dimension (0: hidden / heads)", cxxopts::value<int64_t>()->default_value("0"))(
+      "intermediate", "MLP size", cxxopts::value<int64_t>()->default_value("128"))(
+      "vocab", "vocabulary size", cxxopts::value<int64_t>()->default_value("256"))(
+      "max-positions", "max_position_embeddings", cxxopts::value<int64_t>()->default_value("4096"))(
+      "rope-theta", "RoPE base", cxxopts::value<double>()->default_value("10000"))(
+      "rope-scaling", "none or llama3", cxxopts::value<std::string>()->default_value("none"))(
+      "rope-factor", "llama3 scaling factor", cxxopts::value<double>()->default_value("8"))(
+      "rope-low-freq", "llama3 low_freq_factor", cxxopts::value<double>()->default_value("1"))(
+      "rope-high-freq", "llama3 high_freq_factor", cxxopts::value<double>()->default_value("4"))(
+      "rope-original-max", "llama3 original_max_position_embeddings",
+      cxxopts::value<int64_t>()->default_value("8192"))(
+      "tie-embeddings", "share embed_tokens with lm_head", cxxopts::value<bool>()->default_value("false"))(
+      "attention-bias", "q/k/v/o biases (llama, qwen3; qwen2 always has q/k/v biases)",
+      cxxopts::value<bool>()->default_value("false"))(
+      "eos", "eos_token_id (-1: none)", cxxopts::value<int64_t>()->default_value("-1"))(
+      "init-std", "std of the random weights", cxxopts::value<double>()->default_value("0.02"))(
+      "seed", "random seed", cxxopts::value<uint64_t>()->default_value("0"))(
+      "weights-dtype", "stored dtype: float32, bfloat16, float16",
+      cxxopts::value<std::string>()->default_value("float32"));
+  const auto r = parse(o, argc, argv);
+  ModelConfig c;
+  c.arch = parse_architecture(required<std::string>(r, "arch"));
+  c.num_layers = r["layers"].as<int64_t>();
+  c.hidden_size = r["hidden"].as<int64_t>();
+  c.num_heads = r["heads"].as<int64_t>();
+  c.num_kv_heads = r["kv-heads"].as<int64_t>();
+  c.head_dim = r["head-dim"].as<int64_t>() > 0 ? r["head-dim"].as<int64_t>() : c.hidden_size / c.num_heads;
+  c.intermediate_size = r["intermediate"].as<int64_t>();
+  c.vocab_size = r["vocab"].as<int64_t>();
+  c.max_position_embeddings = r["max-positions"].as<int64_t>();
+  c.rope_theta = r["rope-theta"].as<double>();
+  const std::string scaling = r["rope-scaling"].as<std::string>();
+  if (scaling == "llama3") {
+    c.rope_scaling = Llama3RopeScaling{r["rope-factor"].as<double>(), r["rope-low-freq"].as<double>(),
+                                       r["rope-high-freq"].as<double>(),
+                                       r["rope-original-max"].as<int64_t>()};
+  } else if (scaling != "none") {
+    throw Error("--rope-scaling is \"" + scaling + "\", expected none or llama3");
+  }
+  c.tie_word_embeddings = r["tie-embeddings"].as<bool>();
+  const bool bias = r["attention-bias"].as<bool>();
+  c.qkv_bias = c.arch == Architecture::Qwen2 || bias;
+  c.o_bias = c.arch != Architecture::Qwen2 && bias;
+  c.qk_norm = c.arch == Architecture::Qwen3;
+  if (r["eos"].as<int64_t>() >= 0) c.eos_token_ids = {r["eos"].as<int64_t>()};
+  // Round-trip through config.json text so that init refuses exactly what the loader refuses.
+  c = parse_model_config(model_config_to_json(c), "the requested configuration");
+  const std::string out = required<std::string>(r, "out");
+  write_random_checkpoint(c, out, r["seed"].as<uint64_t>(), r["init-std"].as<double>(),
+                          parse_dtype(r["weights-dtype"].as<std::string>()));
+  std::fprintf(stderr, "wrote %s (%s, %lld layers, hidden %lld, heads %lld/%lld)\n", out.c_str(),
+               architecture_name(c.arch), static_cast<long long>(c.num_layers),
+               static_cast<long long>(c.hidden_size), static_cast<long long>(c.num_heads),
+               static_cast<long long>(c.num_kv_heads));
+}
+
+void cmd_generate(int argc, char** argv) {
+  cxxopts::Options o("foresight-model generate",
+                     "Sample continuations of prompt traces with the KV cache. Each output line is a\n"
+                     "trace {\"id\", \"input_ids\" (prompt + continuation), \"prompt_len\"}.");
+  add_runtime_options(o);
+  o.add_options()("prompts", "prompt traces (JSONL)", cxxopts::value<std::string>())(
+      "out", "output traces (JSONL)", cxxopts::value<std::string>())(
+      "max-new-tokens", "tokens to generate per prompt", cxxopts::value<int64_t>())(
+      "temperature", "sampling temperature (0: greedy)", cxxopts::value<double>()->default_value("1.0"))(
+      "top-p", "nucleus sampling mass", cxxopts::value<double>()->default_value("1.0"))(
+      "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("0"));
+  const auto r = parse(o, argc, argv);
+  const int64_t max_new = required<int64_t>(r, "max-new-tokens");
+  if (max_new <= 0) throw Error("--max-new-tokens must be positive");
+  const SamplingOptions sampling{r["temperature"].as<double>(), r["top-p"].as<double>()};
+  if (sampling.top_p <= 0 || sampling.top_p > 1) throw Error("--top-p must lie in (0, 1]");
+  const std::vector<Trace> prompts = read_traces(required<std::string>(r, "prompts"));
+  AtomicOutput out(required<std::string>(r, "out"));
+  const Transformer model = load_model(r);
+  const ModelConfig& c = model.config();
+  for (const Trace& p : prompts) {
+    check_trace_fits(c, p);
+    if (p.input_ids.empty()) throw Error("prompt \"" + p.id + "\" is empty");
+  }
+  c10::InferenceMode inference;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(r["seed"].as<uint64_t>());
+  std::ofstream f(out.temp_path());
+  ProgressBar bar("generate", static_cast<int64_t>(prompts.size()) * max_new, "tok");
+  for (const Trace& p : prompts) {
+    const auto prompt_len = static_cast<int64_t>(p.input_ids.size());
+    const int64_t capacity = std::min(prompt_len + max_new, c.max_position_embeddings);
+    KVCache cache(c, capacity, model.options());
+    Trace t{p.id, p.input_ids, prompt_len};
+    at::Tensor hidden = model.forward(ids_tensor(p.input_ids), 0, cache.attention());
+    while (static_cast<int64_t>(t.input_ids.size()) < capacity) {
+      const int64_t next = sample_token(model.logits(hidden[-1]), sampling, gen);
+      t.input_ids.push_back(next);
+      bar.advance();
+      const bool eos = std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), next) != c.eos_token_ids.end();
+      if (eos || static_cast<int64_t>(t.input_ids.size()) == capacity) break;
+      hidden = model.forward(ids_tensor({next}), cache.length(), cache.attention());
+    }
+    f << trace_to_json(t) << "\n";
+  }
+  bar.finish();
+  f.close();
+  if (!f) throw Error("cannot write " + out.temp_path());
+  out.commit();
+}
+
+void cmd_score(int argc, char** argv) {
+  cxxopts::Options o("foresight-model score",
+                     "Full-cache next-token NLL and entropy (float32) per position. Each output line is\n"
+                     "{\"id\", \"nll\": [...], \"entropy\": [...]} with len(input_ids) - 1 values.");
+  add_runtime_options(o);
+  o.add_options()("traces", "input traces (JSONL)", cxxopts::value<std::string>())(
+      "out", "output JSONL", cxxopts::value<std::string>());
+  const auto r = parse(o, argc, argv);
+  const std::vector<Trace> traces = read_traces(required<std::string>(r, "traces"));
+  AtomicOutput out(required<std::string>(r, "out"));
+  const Transformer model = load_model(r);
+  for (const Trace& t : traces) check_trace_fits(model.config(), t);
+  c10::InferenceMode inference;
+  std::ofstream f(out.temp_path());
+  ProgressBar bar("score", total_tokens(traces), "tok");
+  for (const Trace& t : traces) {
+    const at::Tensor ids = ids_tensor(t.input_ids);
+    const TokenMetrics m = token_metrics(model, model.forward(ids, 0, no_cache_attention()), ids);
+    const auto as_vector = [](const at::Tensor& x) {
+      return std::vector<float>(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
+    };
+    f << nlohmann::json{{"id", t.id}, {"nll", as_vector(m.nll)}, {"entropy", as_vector(m.entropy)}}.dump()
+      << "\n";
+    bar.advance(static_cast<int64_t>(t.input_ids.size()));
+  }
+  bar.finish();
+  f.close();
+  if (!f) throw Error("cannot write " + out.temp_path());
+  out.commit();
+}
+
+void cmd_forward(int argc, char** argv) {
+  cxxopts::Options o("foresight-model forward",
+                     "Write each trace's logits [L, vocab] (float32) to a safetensors file, keyed by id.\n"
+                     "--chunk N > 0 decodes incrementally through the KV cache, N tokens per step.");
+  add_runtime_options(o);
+  o.add_options()("traces", "input traces (JSONL)", cxxopts::value<std::string>())(
+      "out", "output .safetensors", cxxopts::value<std::string>())(
+      "chunk", "0: one full forward; N: incremental, N tokens at a time",
+      cxxopts::value<int64_t>()->default_value("0"));
+  const auto r = parse(o, argc, argv);
+  const int64_t chunk = r["chunk"].as<int64_t>();
+  const std::vector<Trace> traces = read_traces(required<std::string>(r, "traces"));
+  const Transformer model = load_model(r);
+  for (const Trace& t : traces) check_trace_fits(model.config(), t);
+  c10::InferenceMode inference;
+  std::vector<std::pair<std::string, at::Tensor>> logits;
+  for (const Trace& t : traces) {
+    const at::Tensor ids = ids_tensor(t.input_ids);
+    at::Tensor hidden;
+    if (chunk <= 0) {
+      hidden = model.forward(ids, 0, no_cache_attention());
+    } else {
+      KVCache cache(model.config(), ids.size(0), model.options());
+      std::vector<at::Tensor> parts;
+      for (int64_t s = 0; s < ids.size(0); s += chunk) {
+        parts.push_back(model.forward(ids.slice(0, s, s + chunk), s, cache.attention()));
+      }
+      hidden = at::cat(parts);
+    }
+    logits.emplace_back(t.id, model.logits(hidden).to(at::kFloat));
+  }
+  write_safetensors(required<std::string>(r, "out"), logits);
+}
+
+void cmd_bench(int argc, char** argv) {
+  cxxopts::Options o("foresight-model bench", "Time the full forward over random tokens.");
+  add_runtime_options(o);
+  o.add_options()("tokens", "sequence length", cxxopts::value<int64_t>()->default_value("512"))(
+      "repeats", "timed runs (the best is reported)", cxxopts::value<int64_t>()->default_value("3"))(
+      "threads", "intra-op threads (0: LibTorch's default)", cxxopts::value<int>()->default_value("0"));
+  const auto r = parse(o, argc, argv);
+  if (r["threads"].as<int>() > 0) at::set_num_threads(r["threads"].as<int>());
+  const Transformer model = load_model(r);
+  const int64_t n = std::min(r["tokens"].as<int64_t>(), model.config().max_position_embeddings);
+  c10::InferenceMode inference;
+  const at::Tensor ids = at::randint(model.config().vocab_size, {n}, at::kLong);
+  auto run = [&] { model.logits(model.forward(ids, 0, no_cache_attention())).sum().item<float>(); };
+  run();  // warm-up
+  double best = 1e30;
+  for (int64_t i = 0; i < r["repeats"].as<int64_t>(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::cout << nlohmann::json{{"tokens", n}, {"seconds", best}, {"tokens_per_s", n / best},
+                              {"threads", at::get_num_threads()}}.dump()
+            << std::endl;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::cout << kUsage;
+    return argc < 2 ? 1 : 0;
+  }
+  const std::string command = argv[1];
+  return run_command([&] {
+    if (command == "init") return cmd_init(argc - 1, argv + 1);
+    if (command == "generate") return cmd_generate(argc - 1, argv + 1);
+    if (command == "score") return cmd_score(argc - 1, argv + 1);
+    if (command == "forward") return cmd_forward(argc - 1, argv + 1);
+    if (command == "bench") return cmd_bench(argc - 1, argv + 1);
+    throw Error("unknown command \"" + command + "\"\n" + kUsage);
+  });
+}

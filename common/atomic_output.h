@@ -1,0 +1,26 @@
+#pragma once
+#include <string>
+
+namespace foresight {
+
+// An output file that appears under its real name only when complete. Writers write to temp_path();
+// commit() renames it into place. If the writer fails or throws first, the destructor removes the
+// temporary, so a failed run never leaves a partial file behind under the name a user expects.
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(std::string path);
+  ~AtomicOutput();
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+
+  const std::string& temp_path() const { return temp_path_; }
+  const std::string& path() const { return path_; }
+  void commit();
+
+ private:
+  std::string path_;
+  std::string temp_path_;
+  bool committed_ = false;
+};
+
+}  // namespace foresight

@@ -1,0 +1,28 @@
+#include "common/cli.h"
+
+#include <cstdio>
+
+#include "common/error.h"
+
+namespace foresight {
+
+int run_command(const std::function<void()>& body) {
+  try {
+    body();
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  }
+  return 1;
+}
+
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32" || name == "fp32") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16") return at::kHalf;
+  throw Error("dtype \"" + name + "\" is not supported, expected float32, bfloat16 or float16");
+}
+
+}  // namespace foresight

@@ -1,0 +1,20 @@
+#include "model/sampling.h"
+
+#include <ATen/ATen.h>
+
+namespace foresight {
+
+int64_t sample_token(const at::Tensor& logits, const SamplingOptions& options, at::Generator& gen) {
+  const at::Tensor scores = logits.to(at::kCPU, at::kFloat);
+  if (options.temperature <= 0) return scores.argmax().item<int64_t>();
+  at::Tensor probs = at::softmax(scores / options.temperature, -1);
+  if (options.top_p < 1.0) {
+    const auto [sorted, order] = probs.sort(/*dim=*/-1, /*descending=*/true);
+    // A token stays if the mass before it is still short of top_p (the first always stays).
+    const at::Tensor keep_sorted = (sorted.cumsum(-1) - sorted) < options.top_p;
+    probs = at::zeros_like(probs).scatter_(0, order, sorted * keep_sorted);
+  }
+  return at::multinomial(probs, 1, /*replacement=*/false, gen).item<int64_t>();
+}
+
+}  // namespace foresight

@@ -1,0 +1,92 @@
+#include "model/transformer.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/error.h"
+#include "model/kv_cache.h"
+#include "model/token_metrics.h"
+
+namespace foresight {
+namespace {
+
+namespace fs = std::filesystem;
+
+ModelConfig tiny_config(Architecture arch, int64_t kv_heads) {
+  ModelConfig c;
+  c.arch = arch;
+  c.vocab_size = 97;
+  c.hidden_size = 48;
+  c.intermediate_size = 64;
+  c.num_layers = 2;
+  c.num_heads = 6;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = 8;
+  c.max_position_embeddings = 256;
+  c.qkv_bias = arch == Architecture::Qwen2;
+  c.qk_norm = arch == Architecture::Qwen3;
+  return c;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("foresight_test_" + name);
+  fs::remove_all(p);
+  return p.string();
+}
+
+class Decoding : public ::testing::TestWithParam<std::tuple<Architecture, int64_t>> {};
+
+// Incremental decoding through the KV cache, in chunks of 1 and 5 tokens, must give the logits of
+// the one-shot causal forward.
+TEST_P(Decoding, IncrementalMatchesFullForward) {
+  const auto [arch, kv_heads] = GetParam();
+  const std::string dir = fresh_dir(std::string("decode_") + architecture_name(arch) + std::to_string(kv_heads));
+  write_random_checkpoint(tiny_config(arch, kv_heads), dir, 11, 0.2, at::kFloat);
+  const Transformer model = Transformer::load(dir, {});
+  const at::Tensor ids = at::randint(97, {23}, at::kLong);
+  const at::Tensor full = model.logits(model.forward(ids, 0, no_cache_attention()));
+  for (const int64_t chunk : {1, 5}) {
+    KVCache cache(model.config(), 23, model.options());
+    std::vector<at::Tensor> parts;
+    for (int64_t s = 0; s < 23; s += chunk) {
+      parts.push_back(model.logits(model.forward(ids.slice(0, s, s + chunk), s, cache.attention())));
+    }
+    EXPECT_LT((at::cat(parts) - full).abs().max().item<double>(), 1e-5) << "chunk " << chunk;
+  }
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, Decoding,
+                         ::testing::Combine(::testing::Values(Architecture::Qwen2, Architecture::Qwen3,
+                                                              Architecture::Llama),
+                                            ::testing::Values(6, 2)));
+
+TEST(TokenMetrics, MatchesLogSoftmaxOfTheLogits) {
+  const std::string dir = fresh_dir("metrics");
+  write_random_checkpoint(tiny_config(Architecture::Llama, 3), dir, 5, 0.3, at::kFloat);
+  const Transformer model = Transformer::load(dir, {});
+  const at::Tensor ids = at::randint(97, {10}, at::kLong);
+  const at::Tensor hidden = model.forward(ids, 0, no_cache_attention());
+  const TokenMetrics m = token_metrics(model, hidden, ids, /*chunk=*/4);
+  const at::Tensor logits = model.logits(hidden).to(at::kDouble);
+  for (int64_t t = 0; t < 9; ++t) {
+    const at::Tensor p = at::softmax(logits[t], -1);
+    EXPECT_NEAR(m.nll[t].item<double>(), -std::log(p[ids[t + 1].item<int64_t>()].item<double>()), 1e-5);
+    EXPECT_NEAR(m.entropy[t].item<double>(), -(p * p.log()).sum().item<double>(), 1e-5);
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, WeightsInComputeDtypeAreNotCopied) {
+  const std::string dir = fresh_dir("zerocopy");
+  write_random_checkpoint(tiny_config(Architecture::Qwen3, 2), dir, 1, 0.02, at::kFloat);
+  const Checkpoint ckpt = load_checkpoint(dir);
+  const at::Tensor w = ckpt.weights.at("model.embed_tokens.weight");
+  EXPECT_EQ(w.to(at::kFloat).data_ptr(), w.data_ptr());  // what Transformer does at load
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace foresight

@@ -1,0 +1,107 @@
+"""Bad input: a clear error naming the fault, a non-zero exit, and no output file (not even a
+temporary one) left behind."""
+import json
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from conftest import run, write_traces
+
+
+def expect_failure(tmp_path, out, expected, *args):
+    proc = run("foresight-model", *args, check=False)
+    assert proc.returncode != 0
+    assert "error:" in proc.stderr and expected in proc.stderr, proc.stderr
+    assert not out.exists()
+    assert not list(tmp_path.glob("*.tmp-*")), "a temporary output was left behind"
+
+
+def score(tmp_path, model, traces, expected):
+    out = tmp_path / "scores.jsonl"
+    expect_failure(tmp_path, out, expected, "score", "--model", model, "--traces", traces, "--out", out)
+
+
+@pytest.fixture
+def good_traces(tmp_path):
+    return write_traces(tmp_path / "t.jsonl", [{"id": "a", "input_ids": [1, 2, 3]}])
+
+
+def rewrite_weights(model, edit):
+    weights = load_file(model / "model.safetensors")
+    edit(weights)
+    save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_missing_tensor(tmp_path, tiny_model, good_traces):
+    rewrite_weights(tiny_model, lambda w: w.pop("model.layers.1.mlp.up_proj.weight"))
+    score(tmp_path, tiny_model, good_traces, "lacks tensor model.layers.1.mlp.up_proj.weight")
+
+
+def test_wrong_shape(tmp_path, tiny_model, good_traces):
+    def edit(w):
+        w["model.norm.weight"] = w["model.norm.weight"][:-1].clone()
+    rewrite_weights(tiny_model, edit)
+    score(tmp_path, tiny_model, good_traces, "model.norm.weight has shape [31], expected [32]")
+
+
+def test_unknown_architecture(tmp_path, tiny_model, good_traces):
+    config = json.loads((tiny_model / "config.json").read_text())
+    config["model_type"] = "mistral"
+    (tiny_model / "config.json").write_text(json.dumps(config))
+    score(tmp_path, tiny_model, good_traces, '"model_type" is "mistral"')
+
+
+def test_truncated_safetensors(tmp_path, tiny_model, good_traces):
+    path = tiny_model / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    score(tmp_path, tiny_model, good_traces, "outside the file (truncated?)")
+
+
+def test_corrupt_safetensors_header(tmp_path, tiny_model, good_traces):
+    path = tiny_model / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[8:16] = b"#garbage"
+    path.write_bytes(bytes(data))
+    score(tmp_path, tiny_model, good_traces, "corrupt safetensors header")
+
+
+def test_index_naming_a_missing_shard(tmp_path, tiny_model, good_traces):
+    names = list(load_file(tiny_model / "model.safetensors"))
+    (tiny_model / "model.safetensors").rename(tiny_model / "model-00001-of-00002.safetensors")
+    weight_map = {n: "model-00001-of-00002.safetensors" for n in names}
+    weight_map[names[0]] = "model-00002-of-00002.safetensors"
+    (tiny_model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    score(tmp_path, tiny_model, good_traces, "names shard model-00002-of-00002.safetensors, which is missing")
+
+
+def test_token_outside_vocabulary(tmp_path, tiny_model):
+    traces = write_traces(tmp_path / "t.jsonl", [{"id": "ok", "input_ids": [1]}, {"id": "bad", "input_ids": [1, 64]}])
+    score(tmp_path, tiny_model, traces, 'trace "bad": token id 64 at position 1 is outside the vocabulary [0, 64)')
+
+
+def test_trace_longer_than_context(tmp_path, tiny_model):
+    traces = write_traces(tmp_path / "t.jsonl", [{"id": "long", "input_ids": [1] * 49}])
+    score(tmp_path, tiny_model, traces, "more than the model's max_position_embeddings (48)")
+
+
+def test_malformed_jsonl_line(tmp_path, tiny_model):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"id": "a", "input_ids": [1]}\n\n{"id": "b", "input_ids": [1,\n')
+    score(tmp_path, tiny_model, path, "t.jsonl:3: not valid JSON")
+
+
+def test_missing_model_directory(tmp_path, good_traces):
+    score(tmp_path, tmp_path / "nowhere", good_traces, "model directory not found")
+
+
+def test_generate_keeps_nothing_on_failure(tmp_path, tiny_model):
+    prompts = write_traces(tmp_path / "p.jsonl", [{"id": "a", "input_ids": [1]}, {"id": "b", "input_ids": [99]}])
+    out = tmp_path / "gen.jsonl"
+    expect_failure(tmp_path, out, 'trace "b"', "generate", "--model", tiny_model, "--prompts", prompts,
+                   "--out", out, "--max-new-tokens", 4)
+
+
+def test_init_refuses_an_invalid_layout(tmp_path):
+    out = tmp_path / "m"
+    expect_failure(tmp_path, out, "num_key_value_heads", "init", "--arch", "qwen3", "--out", out,
+                   "--heads", 4, "--kv-heads", 3)
