@@ -6,13 +6,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cxxopts.hpp>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "common/atomic_output.h"
 #include "common/cli.h"
 #include "common/error.h"
+#include "common/jsonl_writer.h"
 #include "common/progress.h"
 #include "common/safetensors.h"
 #include "common/traces.h"
@@ -70,6 +69,18 @@ void add_runtime_options(cxxopts::Options& o) {
 Transformer load_model(const cxxopts::ParseResult& r) {
   return Transformer::load(required<std::string>(r, "model"),
                            {r["device"].as<std::string>(), parse_dtype(r["dtype"].as<std::string>())});
+}
+
+// The traces of `--<traces_key>` and the model, each trace checked against the model before work.
+struct TracesAndModel {
+  std::vector<Trace> traces;
+  Transformer model;
+};
+
+TracesAndModel load_traces_and_model(const cxxopts::ParseResult& r, const std::string& traces_key) {
+  TracesAndModel job{read_traces(required<std::string>(r, traces_key)), load_model(r)};
+  for (const Trace& t : job.traces) check_trace_fits(job.model.config(), t);
+  return job;
 }
 
 at::Tensor ids_tensor(const std::vector<int64_t>& ids) {
@@ -162,17 +173,14 @@ void cmd_generate(int argc, char** argv) {
   if (max_new <= 0) throw Error("--max-new-tokens must be positive");
   const SamplingOptions sampling{r["temperature"].as<double>(), r["top-p"].as<double>()};
   if (sampling.top_p <= 0 || sampling.top_p > 1) throw Error("--top-p must lie in (0, 1]");
-  const std::vector<Trace> prompts = read_traces(required<std::string>(r, "prompts"));
-  AtomicOutput out(required<std::string>(r, "out"));
-  const Transformer model = load_model(r);
+  JsonlWriter out(required<std::string>(r, "out"));
+  const auto [prompts, model] = load_traces_and_model(r, "prompts");
   const ModelConfig& c = model.config();
   for (const Trace& p : prompts) {
-    check_trace_fits(c, p);
     if (p.input_ids.empty()) throw Error("prompt \"" + p.id + "\" is empty");
   }
   c10::InferenceMode inference;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(r["seed"].as<uint64_t>());
-  std::ofstream f(out.temp_path());
   ProgressBar bar("generate", static_cast<int64_t>(prompts.size()) * max_new, "tok");
   for (const Trace& p : prompts) {
     const auto prompt_len = static_cast<int64_t>(p.input_ids.size());
@@ -188,11 +196,9 @@ void cmd_generate(int argc, char** argv) {
       if (eos || static_cast<int64_t>(t.input_ids.size()) == capacity) break;
       hidden = model.forward(ids_tensor({next}), cache.length(), cache.attention());
     }
-    f << trace_to_json(t) << "\n";
+    out.write(trace_to_json(t));
   }
   bar.finish();
-  f.close();
-  if (!f) throw Error("cannot write " + out.temp_path());
   out.commit();
 }
 
@@ -204,12 +210,9 @@ void cmd_score(int argc, char** argv) {
   o.add_options()("traces", "input traces (JSONL)", cxxopts::value<std::string>())(
       "out", "output JSONL", cxxopts::value<std::string>());
   const auto r = parse(o, argc, argv);
-  const std::vector<Trace> traces = read_traces(required<std::string>(r, "traces"));
-  AtomicOutput out(required<std::string>(r, "out"));
-  const Transformer model = load_model(r);
-  for (const Trace& t : traces) check_trace_fits(model.config(), t);
+  JsonlWriter out(required<std::string>(r, "out"));
+  const auto [traces, model] = load_traces_and_model(r, "traces");
   c10::InferenceMode inference;
-  std::ofstream f(out.temp_path());
   ProgressBar bar("score", total_tokens(traces), "tok");
   for (const Trace& t : traces) {
     const at::Tensor ids = ids_tensor(t.input_ids);
@@ -217,13 +220,10 @@ void cmd_score(int argc, char** argv) {
     const auto as_vector = [](const at::Tensor& x) {
       return std::vector<float>(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
     };
-    f << nlohmann::json{{"id", t.id}, {"nll", as_vector(m.nll)}, {"entropy", as_vector(m.entropy)}}.dump()
-      << "\n";
+    out.write(nlohmann::json{{"id", t.id}, {"nll", as_vector(m.nll)}, {"entropy", as_vector(m.entropy)}}.dump());
     bar.advance(static_cast<int64_t>(t.input_ids.size()));
   }
   bar.finish();
-  f.close();
-  if (!f) throw Error("cannot write " + out.temp_path());
   out.commit();
 }
 
@@ -238,9 +238,7 @@ void cmd_forward(int argc, char** argv) {
       cxxopts::value<int64_t>()->default_value("0"));
   const auto r = parse(o, argc, argv);
   const int64_t chunk = r["chunk"].as<int64_t>();
-  const std::vector<Trace> traces = read_traces(required<std::string>(r, "traces"));
-  const Transformer model = load_model(r);
-  for (const Trace& t : traces) check_trace_fits(model.config(), t);
+  const auto [traces, model] = load_traces_and_model(r, "traces");
   c10::InferenceMode inference;
   std::vector<std::pair<std::string, at::Tensor>> logits;
   for (const Trace& t : traces) {

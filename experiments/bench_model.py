@@ -29,7 +29,7 @@ SIZES = [  # name, init flags, tokens
 
 
 def hf_tokens_per_s(model_dir, tokens, impl, repeats):
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32, attn_implementation=impl)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=impl)
     ids = torch.randint(0, model.config.vocab_size, (1, tokens))
     best = float("inf")
     with torch.inference_mode():

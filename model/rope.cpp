@@ -31,15 +31,17 @@ RotaryEmbedding::RotaryEmbedding(const ModelConfig& config) {
   if (config.rope_scaling) inv_freq_ = llama3_scaled(inv_freq_, *config.rope_scaling);
 }
 
-at::Tensor RotaryEmbedding::apply(const at::Tensor& x, const at::Tensor& positions) const {
+RotaryEmbedding::Angles RotaryEmbedding::angles(const at::Tensor& positions, at::ScalarType dtype) const {
   const at::Tensor freqs =
       positions.to(at::kFloat).unsqueeze(1) * inv_freq_.to(positions.device()).unsqueeze(0);
-  const at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);  // [T, 1, d]
-  const at::Tensor cos = angles.cos().to(x.scalar_type());
-  const at::Tensor sin = angles.sin().to(x.scalar_type());
+  const at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);  // [T, 1, d]
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+at::Tensor RotaryEmbedding::apply(const at::Tensor& x, const Angles& angles) {
   const int64_t half = x.size(-1) / 2;
   const at::Tensor rotated = at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
-  return x * cos + rotated * sin;
+  return x * angles.cos + rotated * angles.sin;
 }
 
 }  // namespace foresight

@@ -57,7 +57,7 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) 
 }
 
 LayerQKV Transformer::project_qkv(const Layer& layer, const at::Tensor& normed,
-                                  const at::Tensor& positions) const {
+                                  const RotaryEmbedding::Angles& angles) const {
   const int64_t t = normed.size(0), d = config_.head_dim;
   at::Tensor q = at::linear(normed, layer.q_proj, layer.q_bias).view({t, config_.num_heads, d});
   at::Tensor k = at::linear(normed, layer.k_proj, layer.k_bias).view({t, config_.num_kv_heads, d});
@@ -66,7 +66,7 @@ LayerQKV Transformer::project_qkv(const Layer& layer, const at::Tensor& normed,
     q = rms_norm(q, layer.q_norm);
     k = rms_norm(k, layer.k_norm);
   }
-  return {rope_.apply(q, positions), rope_.apply(k, positions), v};
+  return {RotaryEmbedding::apply(q, angles), RotaryEmbedding::apply(k, angles), v};
 }
 
 at::Tensor Transformer::mlp(const Layer& layer, const at::Tensor& x) const {
@@ -80,10 +80,11 @@ at::Tensor Transformer::forward(const at::Tensor& ids, int64_t start_pos,
   const int64_t t = tokens.size(0);
   const at::Tensor positions =
       at::arange(start_pos, start_pos + t, at::TensorOptions().dtype(at::kLong).device(options_.device()));
+  const RotaryEmbedding::Angles angles = rope_.angles(positions, options_.dtype().toScalarType());
   at::Tensor hidden = at::embedding(embed_tokens_, tokens);
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     const Layer& layer = layers_[static_cast<std::size_t>(l)];
-    const LayerQKV qkv = project_qkv(layer, rms_norm(hidden, layer.input_norm), positions);
+    const LayerQKV qkv = project_qkv(layer, rms_norm(hidden, layer.input_norm), angles);
     const at::Tensor attn = attention(l, qkv).reshape({t, config_.num_heads * config_.head_dim});
     hidden = hidden + at::linear(attn, layer.o_proj, layer.o_bias);
     hidden = hidden + mlp(layer, rms_norm(hidden, layer.post_attention_norm));

@@ -44,7 +44,8 @@ class Transformer {
   };
 
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
-  LayerQKV project_qkv(const Layer& layer, const at::Tensor& normed, const at::Tensor& positions) const;
+  LayerQKV project_qkv(const Layer& layer, const at::Tensor& normed,
+                       const RotaryEmbedding::Angles& angles) const;
   at::Tensor mlp(const Layer& layer, const at::Tensor& x) const;
 
   ModelConfig config_;

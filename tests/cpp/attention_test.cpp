@@ -42,7 +42,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CausalAttention,
                                            Shape{9, 9, 6, 2, 8},    // full sequence, G = 3
                                            Shape{1, 13, 4, 1, 16},  // one decoding step, G = 4
                                            Shape{5, 12, 4, 2, 8},   // a chunk over a cache
-                                           Shape{1, 1, 2, 1, 4}));
+                                           Shape{1, 1, 2, 1, 4}),
+                         [](const auto& info) {
+                           const Shape& p = info.param;
+                           return "T" + std::to_string(p.t) + "_S" + std::to_string(p.s) + "_G" +
+                                  std::to_string(p.heads / p.kv_heads);
+                         });
 
 }  // namespace
 }  // namespace foresight

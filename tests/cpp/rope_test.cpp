@@ -57,7 +57,7 @@ TEST(Rope, RotatesEachPairByPositionTimesFrequency) {
   at::manual_seed(3);
   const at::Tensor x = at::randn({5, 2, 32});
   const at::Tensor positions = at::tensor({0, 1, 7, 100, 4095}, at::kLong);
-  const at::Tensor got = rope.apply(x, positions);
+  const at::Tensor got = RotaryEmbedding::apply(x, rope.angles(positions, at::kFloat));
   for (int64_t t = 0; t < 5; ++t) {
     for (int64_t i = 0; i < 16; ++i) {
       // The angle is rounded to float32 as HF rounds it; cos/sin are then exact.

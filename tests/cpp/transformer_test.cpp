@@ -61,7 +61,11 @@ TEST_P(Decoding, IncrementalMatchesFullForward) {
 INSTANTIATE_TEST_SUITE_P(Architectures, Decoding,
                          ::testing::Combine(::testing::Values(Architecture::Qwen2, Architecture::Qwen3,
                                                               Architecture::Llama),
-                                            ::testing::Values(6, 2)));
+                                            ::testing::Values(6, 2)),
+                         [](const auto& info) {
+                           return std::string(architecture_name(std::get<0>(info.param))) + "_G" +
+                                  std::to_string(6 / std::get<1>(info.param));
+                         });
 
 TEST(TokenMetrics, MatchesLogSoftmaxOfTheLogits) {
   const std::string dir = fresh_dir("metrics");

@@ -22,7 +22,7 @@ CASES = {
 
 
 def hf_logits(model_dir, ids):
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32,
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                                  attn_implementation="eager")
     with torch.no_grad():
         return model(torch.tensor([ids])).logits[0].float()
