@@ -1,0 +1,171 @@
+#include "common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace foresight {
+
+namespace {
+
+std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
+  return parts;
+}
+
+// yaml-cpp nodes are references: operator= on a node writes through to the tree, so walking uses
+// reset() and writing assigns through a freshly indexed node.
+void set_path(YAML::Node node, const std::vector<std::string>& parts, std::size_t i, const YAML::Node& value) {
+  if (i + 1 == parts.size()) {
+    node[parts[i]] = value;
+    return;
+  }
+  if (!node[parts[i]] || !node[parts[i]].IsMap()) node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+  set_path(node[parts[i]], parts, i + 1, value);
+}
+
+void collect_leaves(const YAML::Node& node, const std::string& prefix, std::vector<std::string>& out) {
+  if (!node.IsMap()) {
+    out.push_back(prefix);
+    return;
+  }
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    collect_leaves(kv.second, prefix.empty() ? key : prefix + "." + key, out);
+  }
+}
+
+}  // namespace
+
+Config::Config(std::string source, std::shared_ptr<YAML::Node> root)
+    : source_(std::move(source)), root_(std::move(root)) {}
+
+Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
+  auto root = std::make_shared<YAML::Node>();
+  try {
+    *root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw Error("cannot read config " + path);
+  } catch (const YAML::Exception& e) {
+    throw Error(path + ": not valid YAML (" + e.what() + ")");
+  }
+  if (root->IsNull()) *root = YAML::Node(YAML::NodeType::Map);
+  if (!root->IsMap()) throw Error(path + ": expected a mapping of keys to values");
+  for (const std::string& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw Error("override \"" + o + "\" is not of the form key=value");
+    }
+    YAML::Node value;
+    try {
+      value = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::Exception&) {
+      value = YAML::Node(o.substr(eq + 1));
+    }
+    set_path(*root, split_key(o.substr(0, eq)), 0, value);
+  }
+  return Config(path, root);
+}
+
+std::optional<YAML::Node> Config::find(const std::string& key) const {
+  YAML::Node cur;
+  cur.reset(*root_);
+  for (const std::string& part : split_key(key)) {
+    if (!cur.IsMap()) return std::nullopt;
+    const YAML::Node& parent = cur;
+    const YAML::Node next = parent[part];
+    if (!next.IsDefined() || next.IsNull()) return std::nullopt;
+    cur.reset(next);
+  }
+  return cur;
+}
+
+void Config::fail(const std::string& key, const std::string& problem) const {
+  throw Error(source_ + ": key \"" + key + "\" " + problem);
+}
+
+bool Config::has(const std::string& key) const { return find(key).has_value(); }
+
+std::string Config::scalar(const std::string& key) const {
+  const auto node = find(key);
+  if (!node) fail(key, "is missing");
+  if (!node->IsScalar()) fail(key, "must be a single value, not a list or mapping");
+  return node->Scalar();
+}
+
+std::string Config::string(const std::string& key) const {
+  if (!has(key)) fail(key, "is missing (expected a string)");
+  return scalar(key);
+}
+
+std::optional<std::string> Config::optional_string(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return scalar(key);
+}
+
+int64_t Config::positive_int(const std::string& key) const {
+  if (!has(key)) fail(key, "is missing (expected a positive integer)");
+  const std::string text = scalar(key);
+  int64_t value = 0;
+  try {
+    value = find(key)->as<int64_t>();
+  } catch (const YAML::Exception&) {
+    fail(key, "is \"" + text + "\", expected a positive integer");
+  }
+  if (value <= 0) fail(key, "is " + text + ", expected a positive integer");
+  return value;
+}
+
+int64_t Config::positive_int(const std::string& key, int64_t fallback) const {
+  return has(key) ? positive_int(key) : fallback;
+}
+
+bool Config::boolean(const std::string& key, bool fallback) const {
+  if (!has(key)) return fallback;
+  const std::string text = scalar(key);
+  try {
+    return find(key)->as<bool>();
+  } catch (const YAML::Exception&) {
+    fail(key, "is \"" + text + "\", expected true or false");
+  }
+}
+
+std::string Config::choice(const std::string& key, const std::vector<std::string>& allowed,
+                           const std::string& fallback) const {
+  const std::string value = has(key) ? scalar(key) : fallback;
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    fail(key, "is \"" + value + "\", expected one of: " + list);
+  }
+  return value;
+}
+
+void Config::check_known_keys(const std::vector<std::string>& allowed) const {
+  std::vector<std::string> leaves;
+  collect_leaves(*root_, "", leaves);
+  for (const std::string& leaf : leaves) {
+    const bool known = std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) {
+      return a == leaf || (a.size() > 2 && a.substr(a.size() - 2) == ".*" &&
+                           leaf.rfind(a.substr(0, a.size() - 1), 0) == 0);
+    });
+    if (!known) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      fail(leaf, "is not a known key (known: " + list + ")");
+    }
+  }
+}
+
+std::string Config::yaml() const {
+  YAML::Emitter out;
+  out << *root_;
+  return out.c_str();
+}
+
+}  // namespace foresight

@@ -1,0 +1,48 @@
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace YAML {
+class Node;
+}
+
+namespace foresight {
+
+// A stage's YAML config after command-line overrides (`key=value`, dotted keys for nested maps;
+// values parse as YAML scalars). Getters validate as they read and fail with an Error naming the
+// file, the key, the value found and the value expected, so a bad config fails before any work.
+class Config {
+ public:
+  static Config load(const std::string& path, const std::vector<std::string>& overrides);
+
+  bool has(const std::string& key) const;
+  std::string string(const std::string& key) const;
+  std::optional<std::string> optional_string(const std::string& key) const;
+  int64_t positive_int(const std::string& key) const;
+  int64_t positive_int(const std::string& key, int64_t fallback) const;
+  bool boolean(const std::string& key, bool fallback) const;
+  std::string choice(const std::string& key, const std::vector<std::string>& allowed,
+                     const std::string& fallback) const;
+
+  // Refuses keys outside `allowed` (dotted paths; "a.*" allows any key under a), catching typos.
+  void check_known_keys(const std::vector<std::string>& allowed) const;
+
+  // Error naming this config and a key, for checks that span several keys.
+  [[noreturn]] void fail(const std::string& key, const std::string& problem) const;
+
+  std::string source() const { return source_; }
+  std::string yaml() const;  // the resolved config, as stored beside outputs
+
+ private:
+  Config(std::string source, std::shared_ptr<YAML::Node> root);
+  std::optional<YAML::Node> find(const std::string& key) const;
+  std::string scalar(const std::string& key) const;
+
+  std::string source_;
+  std::shared_ptr<YAML::Node> root_;
+};
+
+}  // namespace foresight

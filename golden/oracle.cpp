@@ -1,0 +1,52 @@
+#include "golden/oracle.h"
+
+#include <ATen/ATen.h>
+
+#include "common/error.h"
+
+namespace foresight {
+
+void EvictionSchedule::validate() const {
+  if (interval <= 0 || budget <= 0) throw Error("budget and interval must be positive");
+  if (interval >= budget) {
+    throw Error("interval (" + std::to_string(interval) + ") must be smaller than budget (" +
+                std::to_string(budget) + ")");
+  }
+  if (budget % interval != 0) {
+    throw Error("budget (" + std::to_string(budget) + ") must be a multiple of interval (" +
+                std::to_string(interval) + ")");
+  }
+}
+
+OracleDrops golden_eviction(const at::Tensor& blocks, const EvictionSchedule& schedule) {
+  const int64_t kv_heads = blocks.size(0), len = blocks.size(1);
+  const int64_t budget = schedule.budget, interval = schedule.interval;
+  const int64_t steps = schedule.steps(len);
+  const auto i64 = at::TensorOptions().dtype(at::kLong).device(blocks.device());
+  OracleDrops out{at::empty({steps, kv_heads, interval}, at::kInt),
+                  at::empty({steps, kv_heads, interval}, at::kInt),
+                  at::empty({steps, kv_heads, budget}, at::kFloat)};
+  if (steps == 0) return out;
+
+  // future_from[k, j, b] = max over blocks b' >= b: every step's future is then one column.
+  const at::Tensor future_from = std::get<0>(blocks.flip(-1).cummax(-1)).flip(-1);
+  at::Tensor positions = at::arange(budget, i64).expand({kv_heads, budget}).contiguous();
+  for (int64_t s = 0; s < steps; ++s) {
+    const at::Tensor future = future_from.select(2, budget / interval + 1 + s).gather(1, positions);
+    // A stable ascending sort puts the least future attention first, equal values in slot order.
+    const at::Tensor order = std::get<1>(future.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/false));
+    const at::Tensor drops = std::get<0>(order.slice(-1, 0, interval).sort(-1));
+    out.drop_slots[s].copy_(drops);
+    out.drop_positions[s].copy_(positions.gather(1, drops));
+    out.scores[s].copy_(-future);
+    // Compact: survivors keep their order, then the chunk's W new keys take the last slots.
+    at::Tensor keep = at::ones({kv_heads, budget}, i64.dtype(at::kBool));
+    keep.scatter_(1, drops, false);
+    const at::Tensor fresh = at::arange(budget + s * interval, budget + (s + 1) * interval, i64);
+    positions = at::cat({positions.masked_select(keep).view({kv_heads, budget - interval}),
+                         fresh.expand({kv_heads, interval})}, 1);
+  }
+  return out;
+}
+
+}  // namespace foresight

@@ -1,0 +1,65 @@
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/sha256.h"
+
+namespace foresight {
+namespace {
+
+std::string write_yaml(const std::string& text) {
+  const std::string path = (std::filesystem::temp_directory_path() / "foresight_test_config.yaml").string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, OverridesReplaceAndAddNestedKeys) {
+  const Config c = Config::load(write_yaml("budget: 64\nmodel: a\nexpect:\n  layers: 2\n"),
+                                {"budget=128", "expect.layers=4", "expect.heads=8", "keep=true"});
+  EXPECT_EQ(c.positive_int("budget"), 128);
+  EXPECT_EQ(c.string("model"), "a");
+  EXPECT_EQ(c.positive_int("expect.layers"), 4);
+  EXPECT_EQ(c.positive_int("expect.heads"), 8);
+  EXPECT_TRUE(c.boolean("keep", false));
+  EXPECT_FALSE(c.boolean("absent", false));
+  EXPECT_NE(c.yaml().find("128"), std::string::npos);
+}
+
+TEST(Config, ErrorsNameKeyValueAndExpectation) {
+  const Config c = Config::load(write_yaml("budget: abc\nn: -3\nflag: maybe\nmode: x\nlist: [1]\n"), {});
+  EXPECT_NE(error_of([&] { c.positive_int("budget"); }).find("key \"budget\" is \"abc\", expected a positive integer"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { c.positive_int("n"); }).find("is -3, expected a positive integer"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.boolean("flag", false); }).find("expected true or false"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.choice("mode", {"a", "b"}, "a"); }).find("expected one of: a, b"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.string("missing"); }).find("\"missing\" is missing"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.string("list"); }).find("single value"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.check_known_keys({"budget", "n", "flag", "mode"}); }).find("\"list\" is not a known key"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { c.check_known_keys({"budget", "n", "flag", "mode", "list"}); }), "");
+  EXPECT_NE(error_of([] { Config::load(write_yaml("a: b\n"), {"novalue"}); }).find("key=value"), std::string::npos);
+}
+
+TEST(Sha256, MatchesPublishedVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+}  // namespace
+}  // namespace foresight
