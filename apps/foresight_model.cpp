@@ -5,11 +5,11 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cxxopts.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "common/cli.h"
+#include "common/cli_options.h"
 #include "common/error.h"
 #include "common/jsonl_writer.h"
 #include "common/progress.h"
@@ -37,27 +37,6 @@ commands:
 
 Run `foresight-model <command> --help` for a command's options.
 )";
-
-cxxopts::ParseResult parse(cxxopts::Options& options, int argc, char** argv) {
-  options.add_options()("h,help", "show this help");
-  cxxopts::ParseResult result;
-  try {
-    result = options.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    throw Error(std::string(e.what()) + " (see --help)");
-  }
-  if (result.count("help")) {
-    std::cout << options.help() << std::endl;
-    std::exit(0);
-  }
-  return result;
-}
-
-template <typename T>
-T required(const cxxopts::ParseResult& r, const std::string& name) {
-  if (!r.count(name)) throw Error("option --" + name + " is required (see --help)");
-  return r[name].as<T>();
-}
 
 void add_runtime_options(cxxopts::Options& o) {
   o.add_options()("model", "HF checkpoint directory", cxxopts::value<std::string>())(
@@ -120,7 +99,7 @@ void cmd_init(int argc, char** argv) {
       "seed", "random seed", cxxopts::value<uint64_t>()->default_value("0"))(
       "weights-dtype", "stored dtype: float32, bfloat16, float16",
       cxxopts::value<std::string>()->default_value("float32"));
-  const auto r = parse(o, argc, argv);
+  const auto r = parse_options(o, argc, argv);
   ModelConfig c;
   c.arch = parse_architecture(required<std::string>(r, "arch"));
   c.num_layers = r["layers"].as<int64_t>();
@@ -168,7 +147,7 @@ void cmd_generate(int argc, char** argv) {
       "temperature", "sampling temperature (0: greedy)", cxxopts::value<double>()->default_value("1.0"))(
       "top-p", "nucleus sampling mass", cxxopts::value<double>()->default_value("1.0"))(
       "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("0"));
-  const auto r = parse(o, argc, argv);
+  const auto r = parse_options(o, argc, argv);
   const int64_t max_new = required<int64_t>(r, "max-new-tokens");
   if (max_new <= 0) throw Error("--max-new-tokens must be positive");
   const SamplingOptions sampling{r["temperature"].as<double>(), r["top-p"].as<double>()};
@@ -209,7 +188,7 @@ void cmd_score(int argc, char** argv) {
   add_runtime_options(o);
   o.add_options()("traces", "input traces (JSONL)", cxxopts::value<std::string>())(
       "out", "output JSONL", cxxopts::value<std::string>());
-  const auto r = parse(o, argc, argv);
+  const auto r = parse_options(o, argc, argv);
   JsonlWriter out(required<std::string>(r, "out"));
   const auto [traces, model] = load_traces_and_model(r, "traces");
   c10::InferenceMode inference;
@@ -236,7 +215,7 @@ void cmd_forward(int argc, char** argv) {
       "out", "output .safetensors", cxxopts::value<std::string>())(
       "chunk", "0: one full forward; N: incremental, N tokens at a time",
       cxxopts::value<int64_t>()->default_value("0"));
-  const auto r = parse(o, argc, argv);
+  const auto r = parse_options(o, argc, argv);
   const int64_t chunk = r["chunk"].as<int64_t>();
   const auto [traces, model] = load_traces_and_model(r, "traces");
   c10::InferenceMode inference;
@@ -265,7 +244,7 @@ void cmd_bench(int argc, char** argv) {
   o.add_options()("tokens", "sequence length", cxxopts::value<int64_t>()->default_value("512"))(
       "repeats", "timed runs (the best is reported)", cxxopts::value<int64_t>()->default_value("3"))(
       "threads", "intra-op threads (0: LibTorch's default)", cxxopts::value<int>()->default_value("0"));
-  const auto r = parse(o, argc, argv);
+  const auto r = parse_options(o, argc, argv);
   if (r["threads"].as<int>() > 0) at::set_num_threads(r["threads"].as<int>());
   const Transformer model = load_model(r);
   const int64_t n = std::min(r["tokens"].as<int64_t>(), model.config().max_position_embeddings);

@@ -47,6 +47,13 @@ void ProgressBar::finish() {
   if (enabled_) draw(true);
 }
 
+void ProgressBar::note(const std::string& line) {
+  if (enabled_) std::fprintf(stderr, "\r\033[K");
+  std::fprintf(stderr, "%s\n", line.c_str());
+  if (enabled_ && !finished_) draw(false);
+  std::fflush(stderr);
+}
+
 void ProgressBar::draw(bool final) {
   constexpr int kWidth = 30;
   const double elapsed =

@@ -13,6 +13,8 @@ class ProgressBar {
   ~ProgressBar();
   void advance(int64_t n = 1);
   void finish();
+  // A line of log above the bar (or on its own when there is no bar).
+  void note(const std::string& line);
 
  private:
   void draw(bool final);

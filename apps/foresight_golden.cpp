@@ -1,0 +1,299 @@
+// foresight-golden: stage 1. Record future attention over reasoning traces and replay the Golden
+// Eviction oracle into an HDF5 trace file (DESIGN.md §2-§3, §8).
+#include <ATen/ATen.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "common/atomic_output.h"
+#include "common/cli.h"
+#include "common/cli_options.h"
+#include "common/config.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "common/traces.h"
+#include "golden/golden_config.h"
+#include "golden/golden_file.h"
+#include "model/checkpoint.h"
+#include "model/trace_checks.h"
+#include "model/transformer.h"
+
+using namespace foresight;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: foresight-golden <command> [options]
+
+commands:
+  run       --config FILE [key=value ...]  record traces and write Golden Eviction drops (HDF5);
+            an existing output of the same model and schedule is resumed
+  validate  --config FILE [key=value ...]  check a run config (and its model, when present)
+  evict     --input IN.h5 --output OUT.h5 --budget B --interval W
+            replay the oracle for another B/W from a file recorded with keep_attention
+  inspect   FILE                           validate a golden file and summarise it
+  bench     --length L --variant tiled|reference   time one recording of one layer (JSON line)
+
+Config keys (configs/golden/tiny.yaml documents each): model, traces, output, budget, interval,
+device, dtype, query_tile, key_tile, keep_attention, expect_model.{architecture,layers,heads,
+kv_heads,head_dim}. Dotted keys override nested ones: expect_model.layers=28.
+)";
+
+std::string fmt(const char* format, double a, double b = 0, double c = 0) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, format, a, b, c);
+  return buf;
+}
+
+// `--config FILE key=value ...`: the positional words after the options are overrides.
+Config load_config(int argc, char** argv, const std::string& name) {
+  cxxopts::Options o("foresight-golden " + name, "See `foresight-golden --help` for the config keys.");
+  o.add_options()("config", "YAML config", cxxopts::value<std::string>())(
+      "overrides", "key=value overrides", cxxopts::value<std::vector<std::string>>()->default_value(""));
+  o.parse_positional({"overrides"});
+  o.positional_help("[key=value ...]");
+  const auto r = parse_options(o, argc, argv);
+  std::vector<std::string> overrides;
+  for (const auto& s : r["overrides"].as<std::vector<std::string>>()) {
+    if (!s.empty()) overrides.push_back(s);
+  }
+  return Config::load(required<std::string>(r, "config"), overrides);
+}
+
+void cmd_run(int argc, char** argv) {
+  const GoldenRunConfig rc = parse_golden_config(load_config(argc, argv, "run"));
+  const EvictionSchedule& schedule = rc.options.schedule;
+
+  // Everything a trace could fail on is checked before the first one is recorded.
+  const std::vector<Trace> traces = read_traces(rc.traces);
+  for (const Trace& t : traces) check_trace_id(t.id);
+  const Checkpoint ckpt = load_checkpoint(rc.model);
+  rc.expect.check(ckpt.config, rc.model);
+  for (const Trace& t : traces) check_trace_fits(ckpt.config, t);
+  const Transformer model(ckpt, {rc.device, rc.dtype});
+  GoldenFileWriter writer(rc.output, {fingerprint(ckpt.config, ckpt.config_json), schedule,
+                                      rc.options.keep_attention, rc.yaml});
+
+  std::vector<const Trace*> todo;
+  std::vector<std::string> too_short;
+  int64_t resumed = 0, tokens = 0;
+  for (const Trace& t : traces) {
+    if (writer.completed().count(t.id)) {
+      ++resumed;
+    } else if (schedule.steps(static_cast<int64_t>(t.input_ids.size())) == 0) {
+      too_short.push_back(t.id);
+    } else {
+      todo.push_back(&t);
+      tokens += static_cast<int64_t>(t.input_ids.size());
+    }
+  }
+  if (resumed > 0) {
+    std::fprintf(stderr, "golden: resuming %s: %lld of %zu traces already written\n", rc.output.c_str(),
+                 static_cast<long long>(resumed), traces.size());
+  }
+  ProgressBar bar("golden", tokens, "tok");
+  for (std::size_t i = 0; i < todo.size(); ++i) {
+    const Trace& t = *todo[i];
+    const auto start = std::chrono::steady_clock::now();
+    const GoldenTrace g = record_golden_trace(model, t.input_ids, rc.options);
+    writer.append(t.id, g, t.prompt_len);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    bar.advance(static_cast<int64_t>(t.input_ids.size()));
+    if (!::isatty(STDERR_FILENO)) {
+      bar.note("golden: [" + std::to_string(i + 1) + "/" + std::to_string(todo.size()) + "] trace " + t.id +
+               ": " + std::to_string(t.input_ids.size()) + " tokens, " + std::to_string(g.drop_slots.size(1)) +
+               " steps" + fmt(", %.2f s", secs));
+    }
+  }
+  bar.finish();
+  std::fprintf(stderr, "golden: wrote %zu traces to %s (%lld resumed)\n", todo.size(), rc.output.c_str(),
+               static_cast<long long>(resumed));
+  if (!too_short.empty()) {
+    std::string ids;
+    for (std::size_t i = 0; i < too_short.size() && i < 10; ++i) ids += (i ? ", " : "") + too_short[i];
+    std::fprintf(stderr, "golden: skipped %zu traces with at most budget + interval = %lld tokens (no eviction step): %s%s\n",
+                 too_short.size(), static_cast<long long>(schedule.budget + schedule.interval), ids.c_str(),
+                 too_short.size() > 10 ? ", ..." : "");
+  }
+}
+
+void cmd_validate(int argc, char** argv) {
+  const Config config = load_config(argc, argv, "validate");
+  const GoldenRunConfig rc = parse_golden_config(config);
+  std::printf("%s: config ok (budget %lld, interval %lld)\n", config.source().c_str(),
+              static_cast<long long>(rc.options.schedule.budget), static_cast<long long>(rc.options.schedule.interval));
+  const std::filesystem::path config_json = std::filesystem::path(rc.model) / "config.json";
+  if (!std::filesystem::exists(config_json)) {
+    std::printf("model %s not present: model checks skipped\n", rc.model.c_str());
+    return;
+  }
+  std::ifstream in(config_json);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  rc.expect.check(parse_model_config(text, config_json.string()), rc.model);
+  std::printf("model %s: config.json matches\n", rc.model.c_str());
+}
+
+// Coarser blocks from finer ones: a W' = m * W block's mean is the mean of its m block means
+// (missing blocks past the end count as zero rows, as the padding rule wants).
+at::Tensor merge_blocks(const at::Tensor& attention, int64_t m) {
+  if (m == 1) return attention.to(at::kFloat);
+  const int64_t n = attention.size(-1), merged = (n + m - 1) / m;
+  const at::Tensor padded = at::constant_pad_nd(attention.to(at::kFloat), {0, merged * m - n});
+  auto shape = padded.sizes().vec();
+  shape.back() = merged;
+  shape.push_back(m);
+  return padded.view(shape).mean(-1);
+}
+
+void cmd_evict(int argc, char** argv) {
+  cxxopts::Options o("foresight-golden evict",
+                     "Replay Golden Eviction for another budget/interval from a golden file recorded with\n"
+                     "keep_attention. The new interval must be a multiple of the recorded one. Drops follow\n"
+                     "the stored float16 attention, so they can differ from a fresh float32 run at near-ties.");
+  o.add_options()("input", "golden file with attention", cxxopts::value<std::string>())(
+      "output", "new golden file", cxxopts::value<std::string>())(
+      "budget", "B", cxxopts::value<int64_t>())("interval", "W", cxxopts::value<int64_t>());
+  const auto r = parse_options(o, argc, argv);
+  const GoldenFileReader in(required<std::string>(r, "input"));
+  const EvictionSchedule schedule{required<int64_t>(r, "budget"), required<int64_t>(r, "interval")};
+  schedule.validate();
+  const int64_t recorded = in.header().schedule.interval;
+  if (!in.header().keep_attention) {
+    throw Error(required<std::string>(r, "input") + " was recorded without keep_attention: nothing to replay");
+  }
+  if (schedule.interval % recorded != 0) {
+    throw Error("interval " + std::to_string(schedule.interval) + " is not a multiple of the recorded interval " +
+                std::to_string(recorded));
+  }
+  AtomicOutput out(required<std::string>(r, "output"));
+  GoldenHeader header = in.header();
+  header.schedule = schedule;
+  header.keep_attention = false;
+  header.config_yaml += "# re-evicted by foresight-golden evict: budget " + std::to_string(schedule.budget) +
+                        ", interval " + std::to_string(schedule.interval) + "\n";
+  {
+    GoldenFileWriter writer(out.temp_path(), header);
+    int64_t skipped = 0;
+    ProgressBar bar("evict", static_cast<int64_t>(in.trace_ids().size()), "traces");
+    for (const std::string& id : in.trace_ids()) {
+      GoldenTrace t = in.read(id);
+      bar.advance();
+      if (schedule.steps(t.tokens.size(0)) == 0) {
+        ++skipped;
+        continue;
+      }
+      replay_oracle(merge_blocks(t.attention, schedule.interval / recorded), schedule, t);
+      t.attention = at::Tensor();
+      writer.append(id, t, in.prompt_len(id));
+    }
+    bar.finish();
+    std::fprintf(stderr, "evict: wrote %zu traces (%lld too short for this schedule)\n",
+                 writer.completed().size(), static_cast<long long>(skipped));
+  }
+  out.commit();
+}
+
+void cmd_inspect(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help") {
+    std::cout << "usage: foresight-golden inspect FILE\n  validate a golden file and print a summary\n";
+    if (argc < 2) throw Error("inspect needs a FILE");
+    return;
+  }
+  const GoldenFileReader in(argv[1]);
+  const GoldenHeader& h = in.header();
+  std::printf("%s: %s v%lld, budget %lld, interval %lld%s\nmodel: %s\n", argv[1], kGoldenFormat,
+              static_cast<long long>(kGoldenVersion), static_cast<long long>(h.schedule.budget),
+              static_cast<long long>(h.schedule.interval), h.keep_attention ? ", attention kept" : "",
+              h.model.describe().c_str());
+  const int64_t layers = h.model.layers;
+  std::vector<double> dropped_sum(layers, 0), kept_sum(layers, 0);
+  std::vector<int64_t> dropped_n(layers, 0), kept_n(layers, 0);
+  int64_t min_len = INT64_MAX, max_len = 0, total_len = 0, total_steps = 0;
+  for (const std::string& id : in.trace_ids()) {
+    const GoldenTrace t = in.read(id);
+    const int64_t len = t.tokens.size(0);
+    min_len = std::min(min_len, len);
+    max_len = std::max(max_len, len);
+    total_len += len;
+    total_steps += t.drop_slots.size(1);
+    for (int64_t l = 0; l < layers; ++l) {
+      const at::Tensor scores = t.oracle_scores[l];
+      const at::Tensor is_dropped = at::zeros_like(scores, at::kBool).scatter_(-1, t.drop_slots[l].to(at::kLong), true);
+      dropped_sum[l] += scores.masked_select(is_dropped).to(at::kDouble).sum().item<double>();
+      kept_sum[l] += scores.masked_select(is_dropped.logical_not()).to(at::kDouble).sum().item<double>();
+      dropped_n[l] += is_dropped.sum().item<int64_t>();
+      kept_n[l] += scores.numel() - is_dropped.sum().item<int64_t>();
+    }
+  }
+  const auto n = static_cast<int64_t>(in.trace_ids().size());
+  std::printf("traces: %lld, tokens %lld (min %lld, mean %.0f, max %lld), eviction steps %lld (all traces, each layer)\n",
+              static_cast<long long>(n), static_cast<long long>(total_len), static_cast<long long>(n ? min_len : 0),
+              n ? static_cast<double>(total_len) / static_cast<double>(n) : 0.0, static_cast<long long>(max_len),
+              static_cast<long long>(total_steps));
+  std::printf("\nmean oracle score (-future attention; higher = more evictable)\n%-6s %14s %14s\n", "layer",
+              "dropped", "kept");
+  for (int64_t l = 0; l < layers; ++l) {
+    std::printf("%-6lld %14.6g %14.6g\n", static_cast<long long>(l),
+                dropped_n[l] ? dropped_sum[l] / static_cast<double>(dropped_n[l]) : 0.0,
+                kept_n[l] ? kept_sum[l] / static_cast<double>(kept_n[l]) : 0.0);
+  }
+}
+
+void cmd_bench(int argc, char** argv) {
+  cxxopts::Options o("foresight-golden bench",
+                     "Record one layer's block attention over random q/k/v of L tokens and print one JSON\n"
+                     "line: time, tokens/s and this process's peak resident memory. experiments/\n"
+                     "bench_recorder.py runs it per length and variant and prints the table.");
+  o.add_options()("length", "L", cxxopts::value<int64_t>()->default_value("2048"))(
+      "variant", "tiled (the recorder) or reference (full L x L softmax)",
+      cxxopts::value<std::string>()->default_value("tiled"))(
+      "heads", "query heads", cxxopts::value<int64_t>()->default_value("4"))(
+      "kv-heads", "KV heads", cxxopts::value<int64_t>()->default_value("2"))(
+      "head-dim", "head dimension", cxxopts::value<int64_t>()->default_value("64"))(
+      "interval", "W (block size)", cxxopts::value<int64_t>()->default_value("256"))(
+      "query-tile", "recorder query tile", cxxopts::value<int64_t>()->default_value("1024"))(
+      "key-tile", "recorder key tile", cxxopts::value<int64_t>()->default_value("1024"));
+  const auto r = parse_options(o, argc, argv);
+  const int64_t len = r["length"].as<int64_t>(), w = r["interval"].as<int64_t>();
+  const std::string variant = r["variant"].as<std::string>();
+  if (variant != "tiled" && variant != "reference") throw Error("--variant must be tiled or reference");
+  at::manual_seed(0);
+  const at::Tensor q = at::randn({len, r["heads"].as<int64_t>(), r["head-dim"].as<int64_t>()});
+  const at::Tensor k = at::randn({len, r["kv-heads"].as<int64_t>(), r["head-dim"].as<int64_t>()});
+  const at::Tensor v = at::randn_like(k);
+  const auto start = std::chrono::steady_clock::now();
+  const BlockAttention a = variant == "tiled"
+                               ? block_attention(q, k, v, w, {r["query-tile"].as<int64_t>(), r["key-tile"].as<int64_t>()})
+                               : block_attention_reference(q, k, v, w);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  std::cout << nlohmann::json{{"variant", variant}, {"length", len}, {"seconds", secs},
+                              {"tokens_per_s", static_cast<double>(len) / secs},
+                              {"peak_rss_mb", static_cast<double>(usage.ru_maxrss) / 1024.0},
+                              {"checksum", a.blocks.sum().item<double>()}}.dump()
+            << std::endl;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::cout << kUsage;
+    return argc < 2 ? 1 : 0;
+  }
+  const std::string command = argv[1];
+  return run_command([&] {
+    if (command == "run") return cmd_run(argc - 1, argv + 1);
+    if (command == "validate") return cmd_validate(argc - 1, argv + 1);
+    if (command == "evict") return cmd_evict(argc - 1, argv + 1);
+    if (command == "inspect") return cmd_inspect(argc - 1, argv + 1);
+    if (command == "bench") return cmd_bench(argc - 1, argv + 1);
+    throw Error("unknown command \"" + command + "\"\n" + kUsage);
+  });
+}
