@@ -1,5 +1,7 @@
 #include "common/cli.h"
 
+#include <malloc.h>
+
 #include <cstdio>
 
 #include "common/error.h"
@@ -7,6 +9,11 @@
 namespace foresight {
 
 int run_command(const std::function<void()>& body) {
+  // Tiled loops free and reallocate multi-megabyte tensors thousands of times. By default glibc
+  // serves each from a fresh mmap whose pages fault in again every time (more system than user
+  // time in the golden recorder); keeping them in the heap made it up to 2.9x faster.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   try {
     body();
     return 0;

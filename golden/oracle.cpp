@@ -28,11 +28,18 @@ OracleDrops golden_eviction(const at::Tensor& blocks, const EvictionSchedule& sc
                   at::empty({steps, kv_heads, budget}, at::kFloat)};
   if (steps == 0) return out;
 
-  // future_from[k, j, b] = max over blocks b' >= b: every step's future is then one column.
-  const at::Tensor future_from = std::get<0>(blocks.flip(-1).cummax(-1)).flip(-1);
+  // The future blocks B/W + 1 .. ceil(L/W) - 1 are exactly one per step (step s starts at
+  // B/W + 1 + s). Their suffix max, computed in place over a single copy, makes each step's
+  // future one column: future_from[k, j, s] = max over blocks b >= B/W + 1 + s.
+  at::Tensor future_from = blocks.slice(2, budget / interval + 1).clone();
+  TORCH_CHECK(future_from.size(2) == steps, "one future block per eviction step");
+  for (int64_t s = steps - 2; s >= 0; --s) {
+    at::Tensor col = future_from.select(2, s);
+    at::maximum_out(col, col, future_from.select(2, s + 1));
+  }
   at::Tensor positions = at::arange(budget, i64).expand({kv_heads, budget}).contiguous();
   for (int64_t s = 0; s < steps; ++s) {
-    const at::Tensor future = future_from.select(2, budget / interval + 1 + s).gather(1, positions);
+    const at::Tensor future = future_from.select(2, s).gather(1, positions);
     // A stable ascending sort puts the least future attention first, equal values in slot order.
     const at::Tensor order = std::get<1>(future.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/false));
     const at::Tensor drops = std::get<0>(order.slice(-1, 0, interval).sort(-1));

@@ -33,4 +33,9 @@ for line in open(sys.argv[1]):
     n = len(r["nll"])
     print(f"{r['id']:<10}{n + 1:>8}{sum(r['nll']) / n:>10.3f}{sum(r['entropy']) / n:>14.3f}")
 PY
+
+echo "== 4. golden stage: future attention and Golden Eviction drops (B 64, W 16) -> $work/golden.h5"
+"$FORESIGHT_BIN/foresight-golden" run --config "$FORESIGHT_ROOT/configs/golden/tiny.yaml" \
+  model="$work/model" traces="$work/traces.jsonl" output="$work/golden.h5" budget=64 interval=16
+"$FORESIGHT_BIN/foresight-golden" inspect "$work/golden.h5"
 echo "demo: ok (outputs in $work)"
