@@ -2,21 +2,8 @@
 
 #include <ATen/ATen.h>
 
-#include "common/error.h"
 
 namespace foresight {
-
-void EvictionSchedule::validate() const {
-  if (interval <= 0 || budget <= 0) throw Error("budget and interval must be positive");
-  if (interval >= budget) {
-    throw Error("interval (" + std::to_string(interval) + ") must be smaller than budget (" +
-                std::to_string(budget) + ")");
-  }
-  if (budget % interval != 0) {
-    throw Error("budget (" + std::to_string(budget) + ") must be a multiple of interval (" +
-                std::to_string(interval) + ")");
-  }
-}
 
 OracleDrops golden_eviction(const at::Tensor& blocks, const EvictionSchedule& schedule) {
   const int64_t kv_heads = blocks.size(0), len = blocks.size(1);

@@ -1,23 +1,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "cache/schedule.h"
+
 namespace foresight {
-
-// The eviction schedule of DESIGN.md §2: an initial chunk of `budget` tokens, then chunks of
-// `interval`; after each full chunk, `interval` of the `budget` older slots are dropped.
-struct EvictionSchedule {
-  int64_t budget = 1024;
-  int64_t interval = 256;
-
-  // Throws unless 0 < interval < budget and budget is a multiple of interval.
-  void validate() const;
-
-  // Eviction steps of a trace: step s runs when chunk s is full and at least one query block
-  // follows it, i.e. while length > budget + (s + 1) * interval.
-  int64_t steps(int64_t length) const {
-    return length > budget + interval ? (length - budget - 1) / interval : 0;
-  }
-};
 
 struct OracleDrops {
   at::Tensor drop_slots;      // int32 [steps, Hkv, W], ascending, slots of the compacted cache

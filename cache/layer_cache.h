@@ -1,0 +1,41 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "model/attention.h"
+#include "policy/features.h"
+
+namespace foresight {
+
+// One layer's budgeted KV cache: keys, values, absolute positions and the running attention totals
+// `cum` and `cum_decay` of every entry, compacted in place when entries are dropped. Attention is
+// computed here (not by SDPA) because the features need the probabilities themselves.
+class LayerCache {
+ public:
+  // Attends T new tokens (at absolute positions start..start+T-1) over the cache and themselves,
+  // causally among the new ones, and appends them. cum += this chunk's column sums and
+  // cum_decay = 0.9 * cum_decay + column sums; new entries start at their own column sums.
+  // Returns the attention output [T, H, d].
+  at::Tensor append(const LayerQKV& qkv, int64_t start);
+
+  // Scorer inputs of the first `budget` entries (the candidates) after the last append.
+  at::Tensor candidate_features(int64_t budget, FeatureSet set) const;
+  // The last chunk's attention on the candidates, float32 [Hkv, G, T, budget].
+  at::Tensor candidate_attention(int64_t budget) const { return last_probs_.slice(3, 0, budget); }
+
+  // Drops `slots` [Hkv, W] (int64, each < budget) of the first `budget` entries; survivors keep
+  // their order and the later entries follow them.
+  void evict(const at::Tensor& slots, int64_t budget);
+
+  int64_t size() const { return keys_.defined() ? keys_.size(1) : 0; }
+  const at::Tensor& positions() const { return positions_; }  // int64 [Hkv, size]
+  const at::Tensor& cum() const { return cum_; }               // float32 [Hkv, size, G]
+  const at::Tensor& cum_decay() const { return cum_decay_; }
+
+ private:
+  at::Tensor keys_, values_;      // [Hkv, S, d], compute dtype
+  at::Tensor cum_, cum_decay_;    // float32 [Hkv, S, G]
+  at::Tensor positions_;          // int64 [Hkv, S]
+  at::Tensor last_probs_;         // float32 [Hkv, G, T, S]: the last append's attention
+};
+
+}  // namespace foresight

@@ -1,0 +1,50 @@
+#include "policy/features.h"
+
+#include <ATen/ATen.h>
+
+#include "common/error.h"
+
+namespace foresight {
+
+const char* feature_set_name(FeatureSet set) { return set == FeatureSet::Recency ? "recency" : "reference"; }
+
+FeatureSet parse_feature_set(const std::string& name) {
+  if (name == "recency") return FeatureSet::Recency;
+  if (name == "reference") return FeatureSet::Reference;
+  throw Error("feature set \"" + name + "\" is unknown, expected recency or reference");
+}
+
+void check_feature_set(FeatureSet set, int64_t group) {
+  if (set == FeatureSet::Reference && group > 8) {
+    throw Error("features: reference reproduces the authors' code, which breaks for more than 8 query heads "
+                "per KV head (this model has " + std::to_string(group) + "); use features: recency");
+  }
+}
+
+std::vector<std::string> feature_names(int64_t head_dim, int64_t group) {
+  std::vector<std::string> names;
+  for (const char* part : {"k", "v"}) {
+    for (int64_t i = 0; i < head_dim; ++i) names.push_back(part + std::to_string(i));
+  }
+  for (const char* stat : {"max", "min", "sum", "sum16", "sum8", "sum32", "cum", "cum_decay"}) {
+    for (int64_t h = 0; h < group; ++h) names.push_back(std::string(stat) + "_h" + std::to_string(h));
+  }
+  return names;
+}
+
+at::Tensor candidate_features(const at::Tensor& probs, const at::Tensor& cum, const at::Tensor& cum_decay,
+                              const at::Tensor& keys, const at::Tensor& values, FeatureSet set) {
+  const int64_t t = probs.size(2);
+  // Each statistic over the chunk's queries (dim 2), as [Hkv, B, G].
+  auto over_queries = [](const at::Tensor& x) { return x.transpose(1, 2); };
+  auto last = [&](int64_t n) { return over_queries(probs.slice(2, std::max<int64_t>(0, t - n)).sum(2)); };
+  const at::Tensor sum = over_queries(probs.sum(2));
+  const bool recency = set == FeatureSet::Recency;
+  const at::Tensor stats = at::stack({over_queries(std::get<0>(probs.max(2))), over_queries(std::get<0>(probs.min(2))),
+                                      sum, recency ? last(16) : sum, recency ? last(8) : sum,
+                                      recency ? last(32) : sum, cum, cum_decay},
+                                     2);  // [Hkv, B, 8, G]: statistic-major once flattened
+  return at::cat({keys.to(at::kFloat), values.to(at::kFloat), stats.flatten(2)}, -1);
+}
+
+}  // namespace foresight

@@ -1,0 +1,26 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace foresight {
+
+// What a policy sees at one eviction step of one layer: the B candidates (the older cache slots).
+struct StepView {
+  int64_t layer = 0;
+  int64_t step = 0;
+  at::Tensor features;   // float32 [Hkv, B, F]: [K | V | 8G statistics], detached (policy/features.h)
+  at::Tensor positions;  // int64 [Hkv, B]: absolute token positions of the candidates
+  at::Tensor attention;  // float32 [Hkv, G, W, B]: the chunk's attention on the candidates
+};
+
+// Ranks the candidates at a step: evictability scores [Hkv, B], higher = drop first. The learned
+// scorer is one implementation; heuristic baselines are others.
+class EvictionPolicy {
+ public:
+  virtual ~EvictionPolicy() = default;
+  virtual std::string name() const = 0;
+  virtual at::Tensor score(const StepView& view) = 0;
+};
+
+}  // namespace foresight
