@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "common/error.h"
@@ -108,21 +109,47 @@ std::optional<std::string> Config::optional_string(const std::string& key) const
   return scalar(key);
 }
 
-int64_t Config::positive_int(const std::string& key) const {
-  if (!has(key)) fail(key, "is missing (expected a positive integer)");
-  const std::string text = scalar(key);
+namespace {
+
+int64_t integer_at_least(const Config& c, const std::optional<YAML::Node>& node, const std::string& key,
+                         const std::string& text, int64_t minimum, const char* expected) {
   int64_t value = 0;
   try {
-    value = find(key)->as<int64_t>();
+    value = node->as<int64_t>();
   } catch (const YAML::Exception&) {
-    fail(key, "is \"" + text + "\", expected a positive integer");
+    c.fail(key, "is \"" + text + "\", expected " + expected);
   }
-  if (value <= 0) fail(key, "is " + text + ", expected a positive integer");
+  if (value < minimum) c.fail(key, "is " + text + ", expected " + expected);
   return value;
+}
+
+}  // namespace
+
+int64_t Config::positive_int(const std::string& key) const {
+  if (!has(key)) fail(key, "is missing (expected a positive integer)");
+  return integer_at_least(*this, find(key), key, scalar(key), 1, "a positive integer");
+}
+
+int64_t Config::non_negative_int(const std::string& key, int64_t fallback) const {
+  if (!has(key)) return fallback;
+  return integer_at_least(*this, find(key), key, scalar(key), 0, "a non-negative integer");
 }
 
 int64_t Config::positive_int(const std::string& key, int64_t fallback) const {
   return has(key) ? positive_int(key) : fallback;
+}
+
+double Config::positive_number(const std::string& key, double fallback) const {
+  if (!has(key)) return fallback;
+  const std::string text = scalar(key);
+  double value = 0;
+  try {
+    value = find(key)->as<double>();
+  } catch (const YAML::Exception&) {
+    fail(key, "is \"" + text + "\", expected a positive number");
+  }
+  if (!(value > 0) || !std::isfinite(value)) fail(key, "is " + text + ", expected a positive number");
+  return value;
 }
 
 bool Config::boolean(const std::string& key, bool fallback) const {

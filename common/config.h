@@ -23,6 +23,8 @@ class Config {
   std::optional<std::string> optional_string(const std::string& key) const;
   int64_t positive_int(const std::string& key) const;
   int64_t positive_int(const std::string& key, int64_t fallback) const;
+  int64_t non_negative_int(const std::string& key, int64_t fallback) const;
+  double positive_number(const std::string& key, double fallback) const;
   bool boolean(const std::string& key, bool fallback) const;
   std::string choice(const std::string& key, const std::vector<std::string>& allowed,
                      const std::string& fallback) const;

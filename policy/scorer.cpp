@@ -1,0 +1,153 @@
+#include "policy/scorer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/atomic_output.h"
+#include "common/error.h"
+#include "common/safetensors.h"
+
+namespace foresight {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormat = "foresightkv-scorer";
+constexpr int64_t kVersion = 1;
+
+nlohmann::json fingerprint_json(const ModelFingerprint& f) {
+  return {{"architecture", f.architecture}, {"layers", f.layers},     {"heads", f.heads},
+          {"kv_heads", f.kv_heads},         {"head_dim", f.head_dim}, {"config_sha256", f.config_sha256}};
+}
+
+}  // namespace
+
+LearnedScorer::LearnedScorer(ScorerSpec spec, uint64_t seed) : spec_(std::move(spec)) {
+  check_feature_set(spec_.features, spec_.group);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const int64_t kv = spec_.base_model.kv_heads, in = spec_.input_dim(), hidden = spec_.hidden;
+  auto uniform = [&](std::vector<int64_t> shape, int64_t fan_in) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    return at::empty(shape, at::kFloat).uniform_(-bound, bound, gen).requires_grad_(true);
+  };
+  for (int64_t l = 0; l < spec_.base_model.layers; ++l) {
+    layers_.push_back({uniform({kv, in, hidden}, in), uniform({kv, hidden}, in), uniform({kv, hidden, 1}, hidden),
+                       uniform({kv, 1}, hidden)});
+  }
+}
+
+at::Tensor LearnedScorer::forward(int64_t layer, const at::Tensor& features) {
+  const Layer& p = layers_.at(static_cast<std::size_t>(layer));
+  const at::Tensor h = at::gelu(at::bmm(features, p.fc1_weight) + p.fc1_bias.unsqueeze(1));  // exact erf
+  return (at::bmm(h, p.fc2_weight) + p.fc2_bias.unsqueeze(1)).squeeze(-1);
+}
+
+at::Tensor LearnedScorer::score(const StepView& view) {
+  c10::NoGradGuard no_grad;
+  return forward(view.layer, view.features);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> LearnedScorer::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    out.emplace_back(p + "fc1.weight", layers_[l].fc1_weight);
+    out.emplace_back(p + "fc1.bias", layers_[l].fc1_bias);
+    out.emplace_back(p + "fc2.weight", layers_[l].fc2_weight);
+    out.emplace_back(p + "fc2.bias", layers_[l].fc2_bias);
+  }
+  return out;
+}
+
+std::vector<at::Tensor> LearnedScorer::parameters() const {
+  std::vector<at::Tensor> out;
+  for (const auto& [_, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+void LearnedScorer::to(const at::Device& device) {
+  for (Layer& l : layers_) {
+    for (at::Tensor* t : {&l.fc1_weight, &l.fc1_bias, &l.fc2_weight, &l.fc2_bias}) {
+      *t = t->detach().to(device).requires_grad_(true);
+    }
+  }
+}
+
+void LearnedScorer::save(const std::string& dir, const std::string& provenance_json) const {
+  const ModelFingerprint& m = spec_.base_model;
+  const nlohmann::json manifest = {
+      {"format", kFormat},
+      {"version", kVersion},
+      {"features", feature_set_name(spec_.features)},
+      {"feature_order", feature_names(m.head_dim, spec_.group)},
+      {"budget", spec_.schedule.budget},
+      {"interval", spec_.schedule.interval},
+      {"layers", m.layers},
+      {"kv_heads", m.kv_heads},
+      {"group_size", spec_.group},
+      {"head_dim", m.head_dim},
+      {"hidden", spec_.hidden},
+      {"activation", "gelu_erf"},
+      {"base_model", fingerprint_json(m)},
+      {"provenance", nlohmann::json::parse(provenance_json)}};
+  AtomicOutput out(dir);
+  fs::create_directories(out.temp_path());
+  write_safetensors((fs::path(out.temp_path()) / "scorer.safetensors").string(), named_parameters(),
+                    {{"format", "pt"}});
+  std::ofstream(fs::path(out.temp_path()) / "scorer.json") << manifest.dump(2) << "\n";
+  out.commit();
+}
+
+LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expected) {
+  const fs::path manifest_path = fs::path(dir) / "scorer.json";
+  std::ifstream in(manifest_path);
+  if (!in) throw Error("scorer checkpoint " + dir + " has no scorer.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json m;
+  try {
+    m = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(manifest_path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  if (m.value("format", "") != kFormat || m.value("version", 0) != kVersion) {
+    throw Error(manifest_path.string() + ": not a " + std::string(kFormat) + " v1 manifest");
+  }
+  const ModelFingerprint& want = expected.base_model;
+  if (m.at("base_model") != fingerprint_json(want)) {
+    throw Error("scorer " + dir + " was trained for another model (" + m.at("base_model").dump() +
+                "); this run uses " + want.describe());
+  }
+  if (m.at("features") != feature_set_name(expected.features)) {
+    throw Error("scorer " + dir + " uses features \"" + m.at("features").get<std::string>() + "\"; this run asks for \"" +
+                feature_set_name(expected.features) + "\"");
+  }
+  const int64_t budget = m.at("budget").get<int64_t>(), interval = m.at("interval").get<int64_t>();
+  if (budget != expected.schedule.budget || interval != expected.schedule.interval) {
+    throw Error("scorer " + dir + " was trained for budget/interval " + std::to_string(budget) + "/" +
+                std::to_string(interval) + "; this run has " + std::to_string(expected.schedule.budget) + "/" +
+                std::to_string(expected.schedule.interval));
+  }
+  ScorerSpec spec = expected;
+  spec.hidden = m.at("hidden").get<int64_t>();
+  LearnedScorer scorer(spec, 0);
+  const SafetensorsFile weights((fs::path(dir) / "scorer.safetensors").string());
+  for (auto& [name, param] : scorer.named_parameters()) {
+    if (!weights.contains(name)) throw Error("scorer " + dir + " lacks tensor " + name);
+    const at::Tensor t = weights.tensor(name);
+    if (t.sizes() != param.sizes()) throw Error("scorer " + dir + ": tensor " + name + " has the wrong shape");
+    c10::NoGradGuard no_grad;
+    param.copy_(t);
+  }
+  return scorer;
+}
+
+}  // namespace foresight

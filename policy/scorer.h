@@ -1,0 +1,57 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "cache/schedule.h"
+#include "model/fingerprint.h"
+#include "policy/features.h"
+#include "policy/policy.h"
+
+namespace foresight {
+
+// The shape of a scorer and what it was trained for; stored in every checkpoint's manifest.
+struct ScorerSpec {
+  ModelFingerprint base_model;
+  int64_t group = 1;  // query heads per KV head
+  FeatureSet features = FeatureSet::Recency;
+  EvictionSchedule schedule;
+  int64_t hidden = 16;
+
+  int64_t input_dim() const { return feature_dim(base_model.head_dim, group); }
+};
+
+// The learned eviction scorer of DESIGN.md §4: per layer and KV head, an MLP
+// F -> 16 -> GELU (exact erf) -> 1 over [K | V | stats]; output = evictability (higher = drop first).
+class LearnedScorer : public EvictionPolicy {
+ public:
+  // Fresh weights, uniform in +-1/sqrt(fan_in) (torch.nn.Linear's rule), from `seed`.
+  LearnedScorer(ScorerSpec spec, uint64_t seed);
+
+  std::string name() const override { return "learned"; }
+  at::Tensor score(const StepView& view) override;            // no grad; [Hkv, B]
+  at::Tensor forward(int64_t layer, const at::Tensor& features);  // with grad when enabled
+
+  const ScorerSpec& spec() const { return spec_; }
+  // fc1.weight [n_kv, F, 16], fc1.bias [n_kv, 16], fc2.weight [n_kv, 16, 1], fc2.bias [n_kv, 1]
+  // per layer, named "layers.{i}.fc1.weight" etc.
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  std::vector<at::Tensor> parameters() const;
+  void to(const at::Device& device);
+
+  // Checkpoint: DIR/scorer.safetensors + DIR/scorer.json (manifest: format, version, feature
+  // order, B, W, head layout, base-model fingerprint, `provenance`). Written atomically.
+  void save(const std::string& dir, const std::string& provenance_json) const;
+  // Refuses a checkpoint of another base model, feature set or schedule than `expected` asks for.
+  static LearnedScorer load(const std::string& dir, const ScorerSpec& expected);
+
+ private:
+  struct Layer {
+    at::Tensor fc1_weight, fc1_bias, fc2_weight, fc2_bias;
+  };
+  ScorerSpec spec_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace foresight

@@ -1,0 +1,24 @@
+#include "sft/ranking_loss.h"
+
+#include <ATen/ATen.h>
+
+#include "policy/drop_selection.h"
+
+namespace foresight {
+
+RankingLoss pairwise_hinge(const at::Tensor& scores, const at::Tensor& oracle, double margin) {
+  const at::Tensor ordered = oracle.unsqueeze(2) > oracle.unsqueeze(1);  // [R, B, B]: o_i > o_j
+  const at::Tensor hinge = at::relu(margin - (scores.unsqueeze(2) - scores.unsqueeze(1)));
+  const at::Tensor pairs = ordered.sum({1, 2});
+  const at::Tensor total = (hinge * ordered).sum({1, 2});
+  return {total / pairs.clamp_min(1).to(total.scalar_type()), pairs > 0};
+}
+
+at::Tensor golden_overlap(const at::Tensor& scores, const at::Tensor& drops) {
+  const int64_t w = drops.size(1);
+  const at::Tensor chosen = top_w(scores.detach(), w);
+  const at::Tensor hit = (chosen.unsqueeze(2) == drops.to(chosen.scalar_type()).unsqueeze(1)).any(2);
+  return hit.to(at::kFloat).sum(1) / static_cast<double>(w);
+}
+
+}  // namespace foresight
