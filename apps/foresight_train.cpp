@@ -21,12 +21,19 @@ stages:
 Config keys (configs/sft/tiny.yaml documents each): model, golden, output_dir, device, dtype,
 features, max_steps, batch_size, lr, lr_schedule, warmup_steps, max_grad_norm, margin,
 heldout_fraction, eval_every, save_every, keep_last_n, seed, expect_model.*.
-An output_dir that holds checkpoints is resumed from the latest one.
+An output_dir that holds checkpoints is resumed from the latest one. --check validates the
+config and exits.
 )";
 
-Config load_config(int argc, char** argv, const std::string& stage) {
+struct Invocation {
+  Config config;
+  bool check_only;
+};
+
+Invocation parse_invocation(int argc, char** argv, const std::string& stage) {
   cxxopts::Options o("foresight-train " + stage, kUsage);
   o.add_options()("config", "YAML config", cxxopts::value<std::string>())(
+      "check", "validate the config and exit (no model or data needed)")(
       "overrides", "key=value overrides", cxxopts::value<std::vector<std::string>>()->default_value(""));
   o.parse_positional({"overrides"});
   o.positional_help("[key=value ...]");
@@ -35,7 +42,7 @@ Config load_config(int argc, char** argv, const std::string& stage) {
   for (const auto& s : r["overrides"].as<std::vector<std::string>>()) {
     if (!s.empty()) overrides.push_back(s);
   }
-  return Config::load(required<std::string>(r, "config"), overrides);
+  return {Config::load(required<std::string>(r, "config"), overrides), r.count("check") > 0};
 }
 
 }  // namespace
@@ -47,7 +54,15 @@ int main(int argc, char** argv) {
   }
   const std::string stage = argv[1];
   return run_command([&] {
-    if (stage == "sft") return run_sft(parse_sft_config(load_config(argc - 1, argv + 1, "sft")));
+    if (stage == "sft") {
+      const Invocation inv = parse_invocation(argc - 1, argv + 1, "sft");
+      const SftConfig config = parse_sft_config(inv.config);
+      if (inv.check_only) {
+        std::printf("%s: config ok\n", inv.config.source().c_str());
+        return;
+      }
+      return run_sft(config);
+    }
     throw Error("unknown stage \"" + stage + "\"\n" + kUsage);
   });
 }

@@ -2,6 +2,10 @@
 # Configures and builds everything into build/ (commands land in build/bin/).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+# Torch's CMake config warns about things that do not concern us (kineto, CUDA architectures);
+# the log is shown only when configuring fails.
+mkdir -p "$FORESIGHT_BUILD"
 cmake -S "$FORESIGHT_ROOT" -B "$FORESIGHT_BUILD" -G Ninja \
-  -DFORESIGHT_PYTHON="$FORESIGHT_VENV/bin/python" "$@" >/dev/null
+  -DFORESIGHT_PYTHON="$FORESIGHT_VENV/bin/python" "$@" >"$FORESIGHT_BUILD/configure.log" 2>&1 \
+  || { cat "$FORESIGHT_BUILD/configure.log"; exit 1; }
 cmake --build "$FORESIGHT_BUILD"

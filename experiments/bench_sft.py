@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""SFT step time and throughput at a small and a medium model size.
+
+Work per row: `foresight-train sft` steps of 4 traces each (teacher-forced budgeted run of the
+frozen model over every trace, features, scorer forward/backward at every eviction step, Adam),
+float32 on the CPU; mean over steps 2-5 (step 1 includes warm-up). The golden file is recorded
+first from random tokens; its time is reported too. There is no reference to run beside it here:
+the authors' SFT needs their patched HF models on two GPUs.
+
+    scripts/build.sh && ~/.cache/foresightkv/venv/bin/python experiments/bench_sft.py
+"""
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BIN = pathlib.Path(os.environ.get("FORESIGHT_BIN", ROOT / "build" / "bin"))
+
+SIZES = [  # name, init flags, trace length, budget, interval
+    ("small", dict(layers=4, hidden=256, heads=8, kv_heads=2, intermediate=704, vocab=4096), 1024, 256, 64),
+    ("medium", dict(layers=8, hidden=512, heads=8, kv_heads=2, intermediate=1408, vocab=8192), 2048, 512, 128),
+]
+
+
+def main():
+    header = f"{'size':<8}{'params':>9}{'L':>6}{'B/W':>9}{'golden s/trace':>16}{'SFT s/step':>12}{'SFT tok/s':>11}"
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, flags, length, budget, interval in SIZES:
+            d = pathlib.Path(tmp) / name
+            d.mkdir()
+            init = [BIN / "foresight-model", "init", "--arch", "qwen3", "--out", d / "model",
+                    "--max-positions", str(length), "--init-std", "0.2"]
+            for k, v in flags.items():
+                init += ["--" + k.replace("_", "-"), str(v)]
+            subprocess.run(init, check=True, capture_output=True)
+            rng = np.random.default_rng(0)
+            with open(d / "traces.jsonl", "w") as f:
+                for i in range(4):
+                    f.write(json.dumps({"id": f"t{i}", "input_ids": rng.integers(0, flags["vocab"], length).tolist()}) + "\n")
+            start = time.perf_counter()
+            subprocess.run([BIN / "foresight-golden", "run", "--config", ROOT / "configs/golden/tiny.yaml",
+                            f"model={d / 'model'}", f"traces={d / 'traces.jsonl'}", f"output={d / 'g.h5'}",
+                            f"budget={budget}", f"interval={interval}", "query_tile=1024", "key_tile=1024"],
+                           check=True, capture_output=True)
+            golden_s = (time.perf_counter() - start) / 4
+            subprocess.run([BIN / "foresight-train", "sft", "--config", ROOT / "configs/sft/tiny.yaml",
+                            f"model={d / 'model'}", f"golden={d / 'g.h5'}", f"output_dir={d / 'sft'}", "max_steps=5",
+                            "heldout_fraction=0.01", "save_every=100", "eval_every=100"], check=True, capture_output=True)
+            rows = [json.loads(l) for l in open(d / "sft" / "metrics.jsonl") if "split" not in l][1:]
+            step_s = sum(r["step_seconds"] for r in rows) / len(rows)
+            tok_s = sum(r["tokens_per_s"] for r in rows) / len(rows)
+            params = os.path.getsize(d / "model" / "model.safetensors") / 4 / 1e6
+            print(f"{name:<8}{params:>8.1f}M{length:>6}{f'{budget}/{interval}':>9}{golden_s:>16.2f}{step_s:>12.2f}{tok_s:>11.0f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
