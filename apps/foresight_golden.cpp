@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "common/atomic_output.h"
-#include "common/cli.h"
 #include "common/cli_options.h"
 #include "common/config.h"
 #include "common/error.h"
@@ -50,19 +49,9 @@ std::string fmt(const char* format, double a, double b = 0, double c = 0) {
   return buf;
 }
 
-// `--config FILE key=value ...`: the positional words after the options are overrides.
 Config load_config(int argc, char** argv, const std::string& name) {
   cxxopts::Options o("foresight-golden " + name, "See `foresight-golden --help` for the config keys.");
-  o.add_options()("config", "YAML config", cxxopts::value<std::string>())(
-      "overrides", "key=value overrides", cxxopts::value<std::vector<std::string>>()->default_value(""));
-  o.parse_positional({"overrides"});
-  o.positional_help("[key=value ...]");
-  const auto r = parse_options(o, argc, argv);
-  std::vector<std::string> overrides;
-  for (const auto& s : r["overrides"].as<std::vector<std::string>>()) {
-    if (!s.empty()) overrides.push_back(s);
-  }
-  return Config::load(required<std::string>(r, "config"), overrides);
+  return parse_config_invocation(o, argc, argv).config;
 }
 
 void cmd_run(int argc, char** argv) {
@@ -75,7 +64,7 @@ void cmd_run(int argc, char** argv) {
   const Checkpoint ckpt = load_checkpoint(rc.model);
   rc.expect.check(ckpt.config, rc.model);
   for (const Trace& t : traces) check_trace_fits(ckpt.config, t);
-  const Transformer model(ckpt, {rc.device, rc.dtype});
+  const Transformer model(ckpt, rc.runtime);
   GoldenFileWriter writer(rc.output, {fingerprint(ckpt.config, ckpt.config_json), schedule,
                                       rc.options.keep_attention, rc.yaml});
 
@@ -283,17 +272,7 @@ void cmd_bench(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
-    return argc < 2 ? 1 : 0;
-  }
-  const std::string command = argv[1];
-  return run_command([&] {
-    if (command == "run") return cmd_run(argc - 1, argv + 1);
-    if (command == "validate") return cmd_validate(argc - 1, argv + 1);
-    if (command == "evict") return cmd_evict(argc - 1, argv + 1);
-    if (command == "inspect") return cmd_inspect(argc - 1, argv + 1);
-    if (command == "bench") return cmd_bench(argc - 1, argv + 1);
-    throw Error("unknown command \"" + command + "\"\n" + kUsage);
-  });
+  return dispatch(argc, argv, kUsage,
+                  {{"run", cmd_run}, {"validate", cmd_validate}, {"evict", cmd_evict}, {"inspect", cmd_inspect},
+                   {"bench", cmd_bench}});
 }

@@ -8,7 +8,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "common/cli.h"
 #include "common/cli_options.h"
 #include "common/error.h"
 #include "common/jsonl_writer.h"
@@ -266,17 +265,7 @@ void cmd_bench(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
-    return argc < 2 ? 1 : 0;
-  }
-  const std::string command = argv[1];
-  return run_command([&] {
-    if (command == "init") return cmd_init(argc - 1, argv + 1);
-    if (command == "generate") return cmd_generate(argc - 1, argv + 1);
-    if (command == "score") return cmd_score(argc - 1, argv + 1);
-    if (command == "forward") return cmd_forward(argc - 1, argv + 1);
-    if (command == "bench") return cmd_bench(argc - 1, argv + 1);
-    throw Error("unknown command \"" + command + "\"\n" + kUsage);
-  });
+  return dispatch(argc, argv, kUsage,
+                  {{"init", cmd_init}, {"generate", cmd_generate}, {"score", cmd_score}, {"forward", cmd_forward},
+                   {"bench", cmd_bench}});
 }

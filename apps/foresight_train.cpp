@@ -2,10 +2,7 @@
 #include <cstdio>
 #include <iostream>
 
-#include "common/cli.h"
 #include "common/cli_options.h"
-#include "common/config.h"
-#include "common/error.h"
 #include "sft/sft_config.h"
 #include "sft/trainer.h"
 
@@ -25,44 +22,18 @@ An output_dir that holds checkpoints is resumed from the latest one. --check val
 config and exits.
 )";
 
-struct Invocation {
-  Config config;
-  bool check_only;
-};
-
-Invocation parse_invocation(int argc, char** argv, const std::string& stage) {
-  cxxopts::Options o("foresight-train " + stage, kUsage);
-  o.add_options()("config", "YAML config", cxxopts::value<std::string>())(
-      "check", "validate the config and exit (no model or data needed)")(
-      "overrides", "key=value overrides", cxxopts::value<std::vector<std::string>>()->default_value(""));
-  o.parse_positional({"overrides"});
-  o.positional_help("[key=value ...]");
-  const auto r = parse_options(o, argc, argv);
-  std::vector<std::string> overrides;
-  for (const auto& s : r["overrides"].as<std::vector<std::string>>()) {
-    if (!s.empty()) overrides.push_back(s);
+void cmd_sft(int argc, char** argv) {
+  cxxopts::Options o("foresight-train sft", kUsage);
+  o.add_options()("check", "validate the config and exit (no model or data needed)");
+  const ConfigInvocation inv = parse_config_invocation(o, argc, argv);
+  const SftConfig config = parse_sft_config(inv.config);
+  if (inv.options.count("check")) {
+    std::printf("%s: config ok\n", inv.config.source().c_str());
+    return;
   }
-  return {Config::load(required<std::string>(r, "config"), overrides), r.count("check") > 0};
+  run_sft(config);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
-    return argc < 2 ? 1 : 0;
-  }
-  const std::string stage = argv[1];
-  return run_command([&] {
-    if (stage == "sft") {
-      const Invocation inv = parse_invocation(argc - 1, argv + 1, "sft");
-      const SftConfig config = parse_sft_config(inv.config);
-      if (inv.check_only) {
-        std::printf("%s: config ok\n", inv.config.source().c_str());
-        return;
-      }
-      return run_sft(config);
-    }
-    throw Error("unknown stage \"" + stage + "\"\n" + kUsage);
-  });
-}
+int main(int argc, char** argv) { return dispatch(argc, argv, kUsage, {{"sft", cmd_sft}}); }

@@ -1,10 +1,9 @@
 #pragma once
-#include <c10/core/ScalarType.h>
-
 #include <string>
 
 #include "golden/recorder.h"
 #include "model/fingerprint.h"
+#include "model/transformer.h"
 
 namespace foresight {
 
@@ -15,8 +14,7 @@ struct GoldenRunConfig {
   std::string model;   // HF checkpoint directory
   std::string traces;  // trace JSONL
   std::string output;  // golden HDF5 file (created, or resumed)
-  std::string device;
-  at::ScalarType dtype;
+  RuntimeOptions runtime;
   GoldenOptions options;
   ModelExpectation expect;
   std::string yaml;  // the resolved config, stored in the output
@@ -26,8 +24,5 @@ GoldenRunConfig parse_golden_config(const Config& config);
 
 // Checks budget/interval as keys of `config`, so the error names them.
 void check_schedule(const Config& config, const EvictionSchedule& schedule);
-
-// Reads the optional expect_model.* keys.
-ModelExpectation parse_model_expectation(const Config& config);
 
 }  // namespace foresight

@@ -1,27 +1,19 @@
 #include "sft/sft_config.h"
 
-#include <regex>
-
-#include "common/cli.h"
 #include "common/config.h"
-#include "golden/golden_config.h"
+#include "model/runtime_config.h"
 
 namespace foresight {
 
 SftConfig parse_sft_config(const Config& c) {
   c.check_known_keys({"model", "golden", "output_dir", "device", "dtype", "features", "max_steps", "batch_size",
                       "lr", "lr_schedule", "warmup_steps", "max_grad_norm", "margin", "heldout_fraction",
-                      "eval_every", "save_every", "keep_last_n", "seed", "expect_model.architecture",
-                      "expect_model.layers", "expect_model.heads", "expect_model.kv_heads", "expect_model.head_dim"});
+                      "eval_every", "save_every", "keep_last_n", "seed", "expect_model.*"});
   SftConfig r;
   r.model = c.string("model");
   r.golden = c.string("golden");
   r.output_dir = c.string("output_dir");
-  r.device = c.optional_string("device").value_or("cpu");
-  if (!std::regex_match(r.device, std::regex("cpu|cuda(:[0-9]+)?"))) {
-    c.fail("device", "is \"" + r.device + "\", expected cpu, cuda or cuda:N");
-  }
-  r.dtype = parse_dtype(c.choice("dtype", {"float32", "bfloat16", "float16"}, "float32"));
+  r.runtime = parse_runtime_options(c);
   r.features = parse_feature_set(c.choice("features", {"recency", "reference"}, "recency"));
   r.max_steps = c.positive_int("max_steps", r.max_steps);
   r.batch_size = c.positive_int("batch_size", r.batch_size);

@@ -1,10 +1,9 @@
 #pragma once
-#include <c10/core/ScalarType.h>
-
 #include <cstdint>
 #include <string>
 
 #include "model/fingerprint.h"
+#include "model/transformer.h"
 #include "policy/features.h"
 
 namespace foresight {
@@ -14,8 +13,8 @@ class Config;
 // A `foresight-train sft` config (configs/sft/*.yaml), validated in full on parse. Defaults are the
 // reference hyper-parameters of DESIGN.md §5.
 struct SftConfig {
-  std::string model, golden, output_dir, device;
-  at::ScalarType dtype = at::kFloat;
+  std::string model, golden, output_dir;
+  RuntimeOptions runtime;
   FeatureSet features = FeatureSet::Recency;
   int64_t max_steps = 1000, batch_size = 4, warmup_steps = 10;
   double lr = 1e-2, max_grad_norm = 1.0, margin = 0.01;

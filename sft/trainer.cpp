@@ -176,7 +176,7 @@ void run_sft(const SftConfig& cfg) {
 
   const fs::path out_dir(cfg.output_dir);
   fs::create_directories(out_dir);
-  const Transformer model(ckpt, {cfg.device, cfg.dtype});
+  const Transformer model(ckpt, cfg.runtime);
   const ScorerSpec spec{model_fp, ckpt.config.group_size(), cfg.features, golden.header().schedule};
   const auto saved = checkpoints(out_dir);
   const int64_t start = saved.empty() ? 0 : saved.back().first;

@@ -1,0 +1,32 @@
+#include "model/runtime_config.h"
+
+#include <regex>
+
+#include "common/cli.h"
+#include "common/config.h"
+
+namespace foresight {
+
+RuntimeOptions parse_runtime_options(const Config& c) {
+  RuntimeOptions r;
+  r.device = c.optional_string("device").value_or("cpu");
+  if (!std::regex_match(r.device, std::regex("cpu|cuda(:[0-9]+)?"))) {
+    c.fail("device", "is \"" + r.device + "\", expected cpu, cuda or cuda:N");
+  }
+  r.dtype = parse_dtype(c.choice("dtype", {"float32", "bfloat16", "float16"}, "float32"));
+  return r;
+}
+
+ModelExpectation parse_model_expectation(const Config& c) {
+  ModelExpectation e;
+  if (c.has("expect_model.architecture")) {
+    e.architecture = c.choice("expect_model.architecture", {"qwen2", "qwen3", "llama"}, "");
+  }
+  e.layers = c.positive_int("expect_model.layers", 0);
+  e.heads = c.positive_int("expect_model.heads", 0);
+  e.kv_heads = c.positive_int("expect_model.kv_heads", 0);
+  e.head_dim = c.positive_int("expect_model.head_dim", 0);
+  return e;
+}
+
+}  // namespace foresight

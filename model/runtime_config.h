@@ -1,0 +1,14 @@
+#pragma once
+#include "model/fingerprint.h"
+#include "model/transformer.h"
+
+namespace foresight {
+
+class Config;
+
+// The keys every stage config shares about its model: `device` (cpu | cuda | cuda:N), `dtype`
+// (the frozen model's compute dtype) and the optional `expect_model.*` layout.
+RuntimeOptions parse_runtime_options(const Config& config);
+ModelExpectation parse_model_expectation(const Config& config);
+
+}  // namespace foresight
