@@ -1,0 +1,22 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace foresight {
+
+// Policy log-probability of each dropped slot (DESIGN.md §6): log_softmax over all B candidate
+// scores [R, B], taken at the drops [R, W]. One term per dropped slot: [R, W].
+at::Tensor drop_logprobs(const at::Tensor& scores, const at::Tensor& drops);
+
+struct GrpoTerms {
+  at::Tensor loss;  // mean clipped surrogate + beta * mean KL (differentiable)
+  at::Tensor kl;    // mean KL estimate (detached)
+  at::Tensor clip_fraction;  // share of terms whose ratio left [1 - epsilon, 1 + epsilon] (detached)
+};
+
+// Clipped PPO surrogate with a ratio per term (log-ratio clamped to [-10, 10]) and the
+// KL(exp(r) - r - 1, r = logp_ref - logp) penalty against the reference (SFT) scorer:
+// mean(-min(ratio * A, clip(ratio) * A)) + beta * mean(KL). All log-prob tensors share a shape.
+GrpoTerms grpo_terms(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& ref_logp,
+                     double advantage, double epsilon, double beta);
+
+}  // namespace foresight
