@@ -28,8 +28,6 @@ class LayerCache {
 
   int64_t size() const { return keys_.defined() ? keys_.size(1) : 0; }
   const at::Tensor& positions() const { return positions_; }  // int64 [Hkv, size]
-  const at::Tensor& cum() const { return cum_; }               // float32 [Hkv, size, G]
-  const at::Tensor& cum_decay() const { return cum_decay_; }
 
  private:
   at::Tensor keys_, values_;      // [Hkv, S, d], compute dtype

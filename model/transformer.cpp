@@ -7,7 +7,7 @@
 namespace foresight {
 
 Transformer::Transformer(const Checkpoint& ckpt, const RuntimeOptions& opts)
-    : config_(ckpt.config), config_json_(ckpt.config_json), rope_(ckpt.config) {
+    : config_(ckpt.config), rope_(ckpt.config) {
   c10::Device device(at::kCPU);
   try {
     device = c10::Device(opts.device);

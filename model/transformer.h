@@ -24,7 +24,6 @@ class Transformer {
   static Transformer load(const std::string& dir, const RuntimeOptions& options);
 
   const ModelConfig& config() const { return config_; }
-  const std::string& config_json() const { return config_json_; }
   at::TensorOptions options() const { return options_; }
 
   // Runs `ids` [T] (int64, any device) at positions start_pos .. start_pos+T-1 and returns the
@@ -49,7 +48,6 @@ class Transformer {
   at::Tensor mlp(const Layer& layer, const at::Tensor& x) const;
 
   ModelConfig config_;
-  std::string config_json_;
   at::TensorOptions options_;
   RotaryEmbedding rope_;
   at::Tensor embed_tokens_, final_norm_, lm_head_;

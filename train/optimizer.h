@@ -13,7 +13,6 @@ class Adam {
   Adam(std::vector<at::Tensor> params, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
   void step(double lr);
   void zero_grad();
-  int64_t steps() const { return t_; }
 
   void save(const std::string& path) const;  // safetensors
   void load(const std::string& path);
