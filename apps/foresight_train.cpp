@@ -1,8 +1,11 @@
-// foresight-train: the training stages. `sft` distils Golden Eviction into the scorer (DESIGN.md §5).
+// foresight-train: the training stages. `sft` distils Golden Eviction into the scorer (DESIGN.md §5);
+// `grpo` improves it with rewards from budgeted rollouts (§6).
 #include <cstdio>
 #include <iostream>
 
 #include "common/cli_options.h"
+#include "rl/grpo_config.h"
+#include "rl/trainer.h"
 #include "sft/sft_config.h"
 #include "sft/trainer.h"
 
@@ -13,27 +16,42 @@ namespace {
 constexpr const char* kUsage = R"(usage: foresight-train <stage> --config FILE [key=value ...]
 
 stages:
-  sft   distil the golden file's oracle into a fresh scorer with a pairwise ranking loss
+  sft    distil the golden file's oracle into a fresh scorer with a pairwise ranking loss
+  grpo   improve an SFT scorer with GRPO over sampled, budgeted rollouts of the golden traces
 
-Config keys (configs/sft/tiny.yaml documents each): model, golden, output_dir, device, dtype,
+sft keys (configs/sft/tiny.yaml documents each): model, golden, output_dir, device, dtype,
 features, max_steps, batch_size, lr, lr_schedule, warmup_steps, max_grad_norm, margin,
 heldout_fraction, eval_every, save_every, keep_last_n, seed, expect_model.*.
+grpo keys (configs/grpo/tiny.yaml documents each): model, golden, init_scorer, output_dir,
+device, dtype, features, max_steps, per_step_traces, num_generations, num_iterations,
+learning_rate, lr_schedule, warmup_steps, max_grad_norm, epsilon, beta, beta_steps,
+reward.{kind,threshold,exclude_fraction,offset}, logprob, keep_features, save_every,
+keep_last_n, dist_timeout_s, seed, expect_model.*.
+
 An output_dir that holds checkpoints is resumed from the latest one. --check validates the
-config and exits.
+config and exits. grpo scales out over processes with
+  torchrun --no-python --nproc_per_node=N foresight-train grpo --config FILE ...
+(each rank runs its share of every group; only rank 0 writes).
 )";
 
-void cmd_sft(int argc, char** argv) {
-  cxxopts::Options o("foresight-train sft", kUsage);
-  o.add_options()("check", "validate the config and exit (no model or data needed)");
-  const ConfigInvocation inv = parse_config_invocation(o, argc, argv);
-  const SftConfig config = parse_sft_config(inv.config);
-  if (inv.options.count("check")) {
-    std::printf("%s: config ok\n", inv.config.source().c_str());
-    return;
-  }
-  run_sft(config);
+// A stage: parse and validate its config (--check stops there), then run it.
+template <typename StageConfig>
+std::function<void(int, char**)> stage(const char* name, StageConfig (*parse)(const Config&),
+                                       void (*run)(const StageConfig&)) {
+  return [=](int argc, char** argv) {
+    cxxopts::Options o(std::string("foresight-train ") + name, kUsage);
+    o.add_options()("check", "validate the config and exit (no model or data needed)");
+    const ConfigInvocation inv = parse_config_invocation(o, argc, argv);
+    const StageConfig config = parse(inv.config);
+    if (inv.options.count("check")) {
+      std::printf("%s: config ok\n", inv.config.source().c_str());
+      return;
+    }
+    run(config);
+  };
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return dispatch(argc, argv, kUsage, {{"sft", cmd_sft}}); }
+int main(int argc, char** argv) { return dispatch(argc, argv, kUsage, {{"sft", stage("sft", parse_sft_config, run_sft)},
+                                                         {"grpo", stage("grpo", parse_grpo_config, run_grpo)}}); }

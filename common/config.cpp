@@ -139,18 +139,23 @@ int64_t Config::positive_int(const std::string& key, int64_t fallback) const {
   return has(key) ? positive_int(key) : fallback;
 }
 
-double Config::positive_number(const std::string& key, double fallback) const {
+double Config::number(const std::string& key, double fallback, bool allow_zero) const {
+  const char* expected = allow_zero ? "a non-negative number" : "a positive number";
   if (!has(key)) return fallback;
   const std::string text = scalar(key);
   double value = 0;
   try {
     value = find(key)->as<double>();
   } catch (const YAML::Exception&) {
-    fail(key, "is \"" + text + "\", expected a positive number");
+    fail(key, "is \"" + text + "\", expected " + expected);
   }
-  if (!(value > 0) || !std::isfinite(value)) fail(key, "is " + text + ", expected a positive number");
+  if (!(allow_zero ? value >= 0 : value > 0) || !std::isfinite(value)) fail(key, "is " + text + ", expected " + expected);
   return value;
 }
+
+double Config::positive_number(const std::string& key, double fallback) const { return number(key, fallback, false); }
+
+double Config::non_negative_number(const std::string& key, double fallback) const { return number(key, fallback, true); }
 
 bool Config::boolean(const std::string& key, bool fallback) const {
   if (!has(key)) return fallback;

@@ -25,6 +25,7 @@ class Config {
   int64_t positive_int(const std::string& key, int64_t fallback) const;
   int64_t non_negative_int(const std::string& key, int64_t fallback) const;
   double positive_number(const std::string& key, double fallback) const;
+  double non_negative_number(const std::string& key, double fallback) const;
   bool boolean(const std::string& key, bool fallback) const;
   std::string choice(const std::string& key, const std::vector<std::string>& allowed,
                      const std::string& fallback) const;
@@ -42,6 +43,7 @@ class Config {
   Config(std::string source, std::shared_ptr<YAML::Node> root);
   std::optional<YAML::Node> find(const std::string& key) const;
   std::string scalar(const std::string& key) const;
+  double number(const std::string& key, double fallback, bool allow_zero) const;
 
   std::string source_;
   std::shared_ptr<YAML::Node> root_;

@@ -318,6 +318,7 @@ GoldenFileReader::GoldenFileReader(const std::string& path) : path_(path) {
         }
       }
       ids_.push_back(id);
+      lengths_[id] = len;
     }
   } catch (...) {
     H5Fclose(file_);
@@ -339,6 +340,12 @@ GoldenTrace GoldenFileReader::read(const std::string& id) const {
   t.oracle_scores = read_dataset(group, "oracle_scores", at::kFloat, where);
   if (header_.keep_attention) t.attention = read_dataset(group, "attention", at::kHalf, where);
   return t;
+}
+
+int64_t GoldenFileReader::length(const std::string& id) const {
+  const auto it = lengths_.find(id);
+  if (it == lengths_.end()) throw Error(path_ + ": trace " + id + " is not in the file");
+  return it->second;
 }
 
 std::optional<int64_t> GoldenFileReader::prompt_len(const std::string& id) const {

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -51,6 +52,7 @@ class GoldenFileReader {
   const GoldenHeader& header() const { return header_; }
   const std::vector<std::string>& trace_ids() const { return ids_; }
   GoldenTrace read(const std::string& id) const;  // attention only when the file keeps it
+  int64_t length(const std::string& id) const;     // tokens in the trace
   std::optional<int64_t> prompt_len(const std::string& id) const;
 
  private:
@@ -58,6 +60,7 @@ class GoldenFileReader {
   int64_t file_;  // hid_t
   GoldenHeader header_;
   std::vector<std::string> ids_;
+  std::map<std::string, int64_t> lengths_;
 };
 
 // Refuses a trace id that cannot name an HDF5 group.

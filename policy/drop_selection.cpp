@@ -9,11 +9,18 @@ at::Tensor top_w(const at::Tensor& scores, int64_t w) {
   return std::get<0>(order.slice(-1, 0, w).sort(-1));
 }
 
-at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen) {
+SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& gen) {
   const int64_t pool = std::min<int64_t>(2 * w, scores.size(-1));
+  // Drawn on the CPU from a CPU generator, so a seed gives the same drops on every device.
   const auto [top_scores, top_slots] = scores.detach().to(at::kCPU, at::kFloat).topk(pool, -1);
   const at::Tensor picks = at::multinomial(at::softmax(top_scores, -1), w, /*replacement=*/false, gen);
-  return std::get<0>(top_slots.gather(-1, picks).sort(-1)).to(scores.device());
+  const at::Tensor order = top_slots.gather(-1, picks);
+  const at::Device device = scores.device();
+  return {std::get<0>(order.sort(-1)).to(device), order.to(device), top_slots.to(device)};
+}
+
+at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen) {
+  return sample_drops(scores, w, gen).slots;
 }
 
 }  // namespace foresight

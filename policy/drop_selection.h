@@ -7,8 +7,17 @@ namespace foresight {
 // Greedy: the `w` highest scores per row of [Hkv, B] (ties to the lower slot), as ascending slots.
 at::Tensor top_w(const at::Tensor& scores, int64_t w);
 
-// Sampled (DESIGN.md §6): among the 2w highest scores per row, softmax, then `w` drawn without
-// replacement with `gen`; ascending slots [Hkv, w].
+// One sampled eviction (DESIGN.md §6): among the 2w highest scores per row, softmax, then `w`
+// drawn without replacement. `order` keeps the draw order, which the Plackett-Luce
+// log-probability needs; `pool` is the 2w slots the draws came from.
+struct SampledDrops {
+  at::Tensor slots;  // int64 [Hkv, w], ascending
+  at::Tensor order;  // int64 [Hkv, w], in draw order
+  at::Tensor pool;   // int64 [Hkv, 2w], the candidates the draws were made from
+};
+SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& gen);
+
+// sample_drops(...).slots
 at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen);
 
 }  // namespace foresight

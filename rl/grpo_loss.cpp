@@ -2,10 +2,21 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 namespace foresight {
 
 at::Tensor drop_logprobs(const at::Tensor& scores, const at::Tensor& drops) {
   return at::log_softmax(scores.to(at::kFloat), -1).gather(-1, drops);
+}
+
+at::Tensor plackett_luce_logprobs(const at::Tensor& scores, const at::Tensor& pool, const at::Tensor& order) {
+  const at::Tensor s = scores.to(at::kFloat);
+  // drawn_before[r, k, p]: pool entry p was drawn before draw k.
+  const at::Tensor drawn = pool.unsqueeze(1) == order.unsqueeze(2);  // [R, W, P]
+  const at::Tensor drawn_before = (drawn.cumsum(1) - drawn.to(at::kLong)) > 0;
+  const at::Tensor remaining = s.gather(-1, pool).unsqueeze(1).expand(drawn.sizes()).masked_fill(drawn_before, -INFINITY);
+  return (s.gather(-1, order) - remaining.logsumexp(-1)).sum(-1, /*keepdim=*/true);
 }
 
 GrpoTerms grpo_terms(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& ref_logp,

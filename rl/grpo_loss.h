@@ -7,6 +7,12 @@ namespace foresight {
 // scores [R, B], taken at the drops [R, W]. One term per dropped slot: [R, W].
 at::Tensor drop_logprobs(const at::Tensor& scores, const at::Tensor& drops);
 
+// The exact log-probability of one sampled eviction under the top-2W sampler: the Plackett-Luce
+// probability of the draws `order` [R, W] (in draw order), each a softmax over the `pool` [R, 2W]
+// slots not drawn yet. The pool is the rollout's, so a policy that has since moved other slots
+// into its top 2W is still compared on the same draws. One term per row: [R, 1].
+at::Tensor plackett_luce_logprobs(const at::Tensor& scores, const at::Tensor& pool, const at::Tensor& order);
+
 struct GrpoTerms {
   at::Tensor loss;  // mean clipped surrogate + beta * mean KL (differentiable)
   at::Tensor kl;    // mean KL estimate (detached)

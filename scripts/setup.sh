@@ -4,8 +4,10 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
+# libgloo-dev: only the headers that torch's ProcessGroupGloo.hpp includes (rl/collective.cpp);
+# the Gloo code itself is the copy inside libtorch_cpu.
 apt_packages=(cmake ninja-build ccache g++ pkg-config libhdf5-dev libyaml-cpp-dev libcxxopts-dev
-              nlohmann-json3-dev libgtest-dev)
+              nlohmann-json3-dev libgtest-dev libgloo-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

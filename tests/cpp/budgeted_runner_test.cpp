@@ -4,42 +4,18 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "golden/recorder.h"
 #include "model/attention.h"
 #include "model/token_metrics.h"
 #include "model/transformer.h"
 #include "policy/drop_selection.h"
+#include "tiny_model.h"
 
 namespace foresight {
 namespace {
 
-namespace fs = std::filesystem;
-
-Transformer tiny_model(const std::string& name, int64_t heads, int64_t kv_heads) {
-  ModelConfig c;
-  c.arch = Architecture::Qwen3;
-  c.vocab_size = 64;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_layers = 2;
-  c.num_heads = heads;
-  c.num_kv_heads = kv_heads;
-  c.head_dim = 8;
-  c.max_position_embeddings = 256;
-  c.qk_norm = true;
-  const std::string dir = (fs::temp_directory_path() / ("foresight_runner_" + name)).string();
-  fs::remove_all(dir);
-  write_random_checkpoint(c, dir, 3, 0.3, at::kFloat);
-  return Transformer::load(dir, {});
-}
-
-std::vector<int64_t> random_ids(int64_t n, int64_t seed) {
-  at::manual_seed(seed);
-  const at::Tensor t = at::randint(64, {n}, at::kLong);
-  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
-}
+using test_support::random_ids;
+using test_support::tiny_model;
 
 TEST(BudgetedRunner, WithTheWholeTraceInBudgetItIsTheFullCacheModel) {
   const Transformer model = tiny_model("full", 4, 2);

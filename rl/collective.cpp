@@ -1,0 +1,79 @@
+#include "rl/collective.h"
+
+// ProcessGroupGloo.hpp declares the Gloo backend only with this set; libtorch_cpu carries the
+// implementation, and only its constructor and virtual collectives are called from here.
+#define USE_C10D_GLOO 1
+#include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cstdlib>
+#include <string>
+
+#include "common/error.h"
+
+namespace foresight {
+
+namespace {
+
+class SingleProcess : public Collective {
+ public:
+  int64_t rank() const override { return 0; }
+  int64_t world_size() const override { return 1; }
+  void all_reduce_sum(std::vector<at::Tensor>&) override {}
+};
+
+class GlooCollective : public Collective {
+ public:
+  GlooCollective(c10::intrusive_ptr<c10d::ProcessGroupGloo> group, int64_t rank, int64_t world)
+      : group_(std::move(group)), rank_(rank), world_(world) {}
+  int64_t rank() const override { return rank_; }
+  int64_t world_size() const override { return world_; }
+
+  void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
+    // Gloo reduces CPU tensors; the scorer's gradients and the reward tables are small.
+    std::vector<at::Tensor> host;
+    for (const at::Tensor& t : tensors) host.push_back(t.to(at::kCPU).contiguous().clone());
+    group_->allreduce(host)->wait();
+    for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(host[i]);
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  int64_t rank_, world_;
+};
+
+int64_t env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v) throw Error(std::string("torchrun environment: ") + name + " is not set");
+  try {
+    return std::stoll(v);
+  } catch (const std::exception&) {
+    throw Error(std::string("torchrun environment: ") + name + " is \"" + v + "\", expected an integer");
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Collective> collective_from_environment(std::chrono::milliseconds timeout) {
+  if (!std::getenv("WORLD_SIZE") || env_int("WORLD_SIZE") == 1) return std::make_unique<SingleProcess>();
+  const int64_t rank = env_int("RANK"), world = env_int("WORLD_SIZE");
+  const char* addr = std::getenv("MASTER_ADDR");
+  if (!addr) throw Error("torchrun environment: MASTER_ADDR is not set");
+  c10d::TCPStoreOptions store_options;
+  store_options.port = static_cast<uint16_t>(env_int("MASTER_PORT"));
+  // torchrun's agent already serves a store on MASTER_PORT and says so; a manual launch has rank 0 serve it.
+  const char* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  store_options.isServer = rank == 0 && !(agent_store && std::string(agent_store) == "True");
+  store_options.numWorkers = static_cast<std::size_t>(world);
+  store_options.timeout = timeout;
+  auto store = c10::make_intrusive<c10d::PrefixStore>(
+      "foresight-grpo", c10::make_intrusive<c10d::TCPStore>(std::string(addr), store_options));
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(rank), static_cast<int>(world), options);
+  return std::make_unique<GlooCollective>(std::move(group), rank, world);
+}
+
+}  // namespace foresight

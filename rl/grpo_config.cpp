@@ -1,0 +1,54 @@
+#include "rl/grpo_config.h"
+
+#include "common/config.h"
+#include "model/runtime_config.h"
+
+namespace foresight {
+
+GrpoConfig parse_grpo_config(const Config& c) {
+  c.check_known_keys({"model", "golden", "init_scorer", "output_dir", "device", "dtype", "features", "max_steps",
+                      "per_step_traces", "num_generations", "num_iterations", "learning_rate", "lr_schedule",
+                      "warmup_steps", "max_grad_norm", "epsilon", "beta", "beta_steps", "reward.*", "logprob",
+                      "keep_features", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
+  GrpoConfig r;
+  r.model = c.string("model");
+  r.golden = c.string("golden");
+  r.init_scorer = c.string("init_scorer");
+  r.output_dir = c.string("output_dir");
+  r.runtime = parse_runtime_options(c);
+  r.features = parse_feature_set(c.choice("features", {"recency", "reference"}, "recency"));
+  r.max_steps = c.positive_int("max_steps", r.max_steps);
+  r.per_step_traces = c.positive_int("per_step_traces", r.per_step_traces);
+  r.num_generations = c.positive_int("num_generations", r.num_generations);
+  if (r.num_generations < 2) {
+    c.fail("num_generations", "is 1, expected at least 2 (group-normalised advantages need a group)");
+  }
+  r.num_iterations = c.positive_int("num_iterations", r.num_iterations);
+  r.learning_rate = c.positive_number("learning_rate", r.learning_rate);
+  r.lr_schedule = c.choice("lr_schedule", {"constant", "cosine"}, r.lr_schedule);
+  r.warmup_steps = c.non_negative_int("warmup_steps", r.warmup_steps);
+  r.max_grad_norm = c.positive_number("max_grad_norm", r.max_grad_norm);
+  r.epsilon = c.positive_number("epsilon", r.epsilon);
+  if (r.epsilon >= 1) c.fail("epsilon", "is " + c.string("epsilon") + ", expected a clip range below 1");
+  r.beta = c.non_negative_number("beta", r.beta);
+  r.beta_steps = c.non_negative_int("beta_steps", r.beta_steps);
+  r.reward.kind = c.choice("reward.kind", {"spike", "mean_nll"}, r.reward.kind);
+  r.reward.threshold = c.positive_number("reward.threshold", r.reward.threshold);
+  r.reward.exclude_fraction = c.non_negative_number("reward.exclude_fraction", r.reward.exclude_fraction);
+  if (r.reward.exclude_fraction >= 1) {
+    c.fail("reward.exclude_fraction", "is " + c.string("reward.exclude_fraction") + ", expected a fraction below 1");
+  }
+  r.reward.offset = c.has("reward.offset") ? c.non_negative_int("reward.offset", 0) : -1;
+  r.logprob = c.choice("logprob", {"per_drop", "plackett_luce"}, "per_drop") == "per_drop" ? LogprobKind::PerDrop
+                                                                                          : LogprobKind::PlackettLuce;
+  r.keep_features = c.boolean("keep_features", r.keep_features);
+  r.save_every = c.positive_int("save_every", r.save_every);
+  r.keep_last_n = c.positive_int("keep_last_n", r.keep_last_n);
+  r.dist_timeout_s = c.positive_int("dist_timeout_s", r.dist_timeout_s);
+  r.seed = static_cast<uint64_t>(c.non_negative_int("seed", 0));
+  r.expect = parse_model_expectation(c);
+  r.yaml = c.yaml();
+  return r;
+}
+
+}  // namespace foresight

@@ -1,0 +1,36 @@
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "model/fingerprint.h"
+#include "model/transformer.h"
+#include "policy/features.h"
+#include "rl/reward.h"
+#include "rl/rollout.h"
+
+namespace foresight {
+
+class Config;
+
+// A `foresight-train grpo` config (configs/grpo/*.yaml), validated in full on parse. Names follow
+// TRL's GRPOConfig; defaults are the reference hyper-parameters of DESIGN.md §6.
+struct GrpoConfig {
+  std::string model, golden, init_scorer, output_dir;
+  RuntimeOptions runtime;
+  FeatureSet features = FeatureSet::Recency;
+  int64_t max_steps = 250, per_step_traces = 32, num_generations = 8, num_iterations = 1;
+  double learning_rate = 3e-4, max_grad_norm = 1.0, epsilon = 0.2, beta = 0.05;
+  int64_t warmup_steps = 10, beta_steps = 100;  // beta applies to the first beta_steps steps, then 0
+  std::string lr_schedule = "constant";
+  RewardOptions reward;
+  LogprobKind logprob = LogprobKind::PerDrop;
+  bool keep_features = true;
+  int64_t save_every = 25, keep_last_n = 3, dist_timeout_s = 300;
+  uint64_t seed = 0;
+  ModelExpectation expect;
+  std::string yaml;
+};
+
+GrpoConfig parse_grpo_config(const Config& config);
+
+}  // namespace foresight

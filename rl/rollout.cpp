@@ -1,0 +1,63 @@
+#include "rl/rollout.h"
+
+#include <ATen/ATen.h>
+
+#include "cache/budgeted_runner.h"
+#include "policy/scorer.h"
+#include "rl/grpo_loss.h"
+
+namespace foresight {
+
+at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops, LogprobKind kind) {
+  const int64_t b = scores.size(-1);
+  const at::Tensor rows = scores.reshape({-1, b});
+  auto flat = [&](const at::Tensor& t) { return t.reshape({rows.size(0), -1}); };
+  const at::Tensor lp = kind == LogprobKind::PerDrop ? drop_logprobs(rows, flat(drops.slots))
+                                                     : plackett_luce_logprobs(rows, flat(drops.pool), flat(drops.order));
+  std::vector<int64_t> shape = scores.sizes().vec();
+  shape.back() = lp.size(-1);
+  return lp.view(shape);
+}
+
+namespace {
+
+// Samples each step's drops from the policy and records what the update needs.
+class SamplingDecider : public DropDecider {
+ public:
+  SamplingDecider(const RolloutOptions& options, LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
+                  Rollout& out)
+      : options_(options), policy_(policy), reference_(reference), gen_(std::move(gen)), out_(out) {}
+
+  at::Tensor decide(const StepView& view) override {
+    const at::Tensor scores = policy_.score(view);
+    RolloutStep step{sample_drops(scores, options_.schedule.interval, gen_), {}, {}, {}};
+    step.old_logp = eviction_logprobs(scores, step.drops, options_.logprob);
+    step.ref_logp = eviction_logprobs(reference_.score(view), step.drops, options_.logprob);
+    if (options_.keep_features) step.features = view.features;
+    auto& layer = out_.steps[static_cast<std::size_t>(view.layer)];
+    layer.push_back(std::move(step));
+    return layer.back().drops.slots;
+  }
+
+ private:
+  const RolloutOptions& options_;
+  LearnedScorer& policy_;
+  LearnedScorer& reference_;
+  at::Generator gen_;
+  Rollout& out_;
+};
+
+}  // namespace
+
+Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids, const RolloutOptions& options,
+                       LearnedScorer& policy, LearnedScorer& reference, at::Generator gen) {
+  Rollout r;
+  r.steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
+  SamplingDecider decider(options, policy, reference, std::move(gen), r);
+  BudgetedRun run = run_budgeted(model, ids, options.schedule, options.features, decider);
+  r.nll = std::move(run.nll);
+  r.drop_slots = std::move(run.drop_slots);
+  return r;
+}
+
+}  // namespace foresight

@@ -1,0 +1,54 @@
+#pragma once
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "cache/schedule.h"
+#include "policy/drop_selection.h"
+#include "policy/features.h"
+#include "rl/reward.h"
+
+namespace foresight {
+
+class LearnedScorer;
+class Transformer;
+
+// How a rollout's drops are scored (DESIGN.md §6 and the option): per_drop is one
+// log_softmax term over all B candidates per dropped slot; plackett_luce is one exact term per
+// (step, KV head) for the sampled draws under the top-2W sampler.
+enum class LogprobKind { PerDrop, PlackettLuce };
+
+// Log-probabilities of `drops` under `scores` [..., Hkv, B]: [..., Hkv, W] or [..., Hkv, 1].
+at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops, LogprobKind kind);
+
+// One eviction step of one layer in a rollout: what was drawn and its log-probabilities under the
+// policy that drew it (`old_logp`) and under the frozen reference scorer. `features` (the scorer
+// input, [Hkv, B, F]) is kept only when the update should not re-run the model.
+struct RolloutStep {
+  SampledDrops drops;
+  at::Tensor old_logp, ref_logp;
+  at::Tensor features;
+};
+
+// A budgeted rollout of one trace under sampled drops.
+struct Rollout {
+  std::vector<std::vector<RolloutStep>> steps;  // [layer][eviction step]
+  at::Tensor nll;                               // float32 [L-1], under eviction
+  at::Tensor drop_slots;                        // int32 [layers, steps, Hkv, W]
+  RolloutReward reward;
+};
+
+struct RolloutOptions {
+  EvictionSchedule schedule;
+  FeatureSet features = FeatureSet::Recency;
+  LogprobKind logprob = LogprobKind::PerDrop;
+  bool keep_features = true;
+};
+
+// Runs the schedule over `ids` with `policy`'s scores sampled by `gen` (drawn on the CPU, so the
+// same seed gives the same rollout on any device). Reward left unset.
+Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids, const RolloutOptions& options,
+                       LearnedScorer& policy, LearnedScorer& reference, at::Generator gen);
+
+}  // namespace foresight

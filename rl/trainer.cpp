@@ -1,0 +1,232 @@
+#include "rl/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "common/error.h"
+#include "common/progress.h"
+#include "golden/golden_file.h"
+#include "model/transformer.h"
+#include "policy/scorer.h"
+#include "rl/collective.h"
+#include "rl/grpo_config.h"
+#include "rl/policy_update.h"
+#include "rl/rollout.h"
+#include "train/optimizer.h"
+#include "train/run_state.h"
+
+namespace foresight {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// The sampler of one rollout depends only on these, never on the rank that draws it.
+at::Generator rollout_generator(uint64_t seed, int64_t step, int64_t trace, int64_t generation) {
+  uint64_t h = splitmix64(seed);
+  for (const int64_t v : {step, trace, generation}) h = splitmix64(h ^ static_cast<uint64_t>(v));
+  return at::make_generator<at::CPUGeneratorImpl>(h);
+}
+
+struct LocalRollout {
+  int64_t trace = 0, generation = 0;
+  Rollout rollout;
+};
+
+// Refuses traces too short for a reward: the schedule needs B + 2W tokens for one eviction step
+// and W - 1 scored positions after it.
+void check_trace_lengths(const GoldenFileReader& golden, const GrpoConfig& cfg) {
+  const EvictionSchedule& s = golden.header().schedule;
+  const int64_t need = s.budget + 2 * s.interval;
+  for (const std::string& id : golden.trace_ids()) {
+    if (golden.length(id) < need) {
+      throw Error(cfg.golden + ": trace " + id + " has " + std::to_string(golden.length(id)) +
+                  " tokens; GRPO needs at least B + 2W = " + std::to_string(need) +
+                  " (one eviction step and positions after it to score); leave it out of the golden run");
+    }
+  }
+}
+
+std::string provenance(const GrpoConfig& cfg, int64_t step) {
+  return nlohmann::json{{"stage", "grpo"}, {"step", step}, {"golden", cfg.golden}, {"init_scorer", cfg.init_scorer},
+                        {"config", cfg.yaml}}
+      .dump();
+}
+
+// Group statistics of one step's reward table [traces, generations].
+struct GroupStats {
+  double reward = 0, reward_std = 0, frac_zero_std = 0;
+};
+GroupStats group_stats(const at::Tensor& rewards) {
+  const at::Tensor std = rewards.std(/*dim=*/1, /*unbiased=*/false);
+  const at::Tensor spread = std::get<0>(rewards.max(1)) - std::get<0>(rewards.min(1));
+  return {rewards.mean().item<double>(), std.mean().item<double>(), (spread == 0).to(at::kDouble).mean().item<double>()};
+}
+
+}  // namespace
+
+void run_grpo(const GrpoConfig& cfg) {
+  // Everything that can refuse the run is checked before the first step.
+  const GoldenFileReader golden(cfg.golden);
+  const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
+  check_feature_set(cfg.features, base.checkpoint.config.group_size());
+  check_trace_lengths(golden, cfg);
+  const EvictionSchedule schedule = golden.header().schedule;
+  const ScorerSpec spec{base.fingerprint, base.checkpoint.config.group_size(), cfg.features, schedule};
+  LearnedScorer reference = LearnedScorer::load(cfg.init_scorer, spec);
+  const std::vector<std::string> ids = shuffled(golden.trace_ids(), cfg.seed);
+  if (ids.empty()) throw Error(cfg.golden + " holds no complete traces");
+
+  std::unique_ptr<Collective> ranks = collective_from_environment(std::chrono::seconds(cfg.dist_timeout_s));
+  const bool writer = ranks->rank() == 0;
+  const fs::path out_dir(cfg.output_dir);
+  if (writer) fs::create_directories(out_dir);
+  const Transformer model(base.checkpoint, cfg.runtime);
+  const at::Device device = model.options().device();
+  const auto saved = list_checkpoints(out_dir);
+  const int64_t start = saved.empty() ? 0 : saved.back().first;
+  LearnedScorer policy = LearnedScorer::load(saved.empty() ? cfg.init_scorer : saved.back().second.string(), spec);
+  policy.to(device);
+  reference.to(device);
+  Adam adam(policy.parameters());
+  if (!saved.empty()) {
+    adam.load((saved.back().second / "optimizer.safetensors").string());
+    if (writer) truncate_metrics(out_dir / "metrics.jsonl", start);
+  }
+  if (writer) {
+    if (!saved.empty()) {
+      std::fprintf(stderr, "grpo: resuming from %s (step %lld of %lld)\n", saved.back().second.c_str(),
+                   static_cast<long long>(start), static_cast<long long>(cfg.max_steps));
+    }
+    std::fprintf(stderr, "grpo: %zu traces; %lld per step x %lld generations on %lld rank(s); B %lld, W %lld; %s\n",
+                 ids.size(), static_cast<long long>(cfg.per_step_traces), static_cast<long long>(cfg.num_generations),
+                 static_cast<long long>(ranks->world_size()), static_cast<long long>(schedule.budget),
+                 static_cast<long long>(schedule.interval),
+                 cfg.keep_features ? "features kept for the update" : "the update re-runs the model");
+  }
+
+  const RolloutOptions rollout_options{schedule, cfg.features, cfg.logprob, cfg.keep_features};
+  std::optional<std::ofstream> metrics;
+  std::optional<ProgressBar> bar;
+  if (writer) {
+    metrics.emplace(out_dir / "metrics.jsonl", std::ios::app);
+    bar.emplace("grpo", cfg.max_steps - start, "step");
+  }
+  const int64_t traces = cfg.per_step_traces, groups = cfg.num_generations;
+  const double weight = 1.0 / static_cast<double>(traces * groups);
+  int64_t last_good = saved.empty() ? -1 : start;
+  for (int64_t step = start; step < cfg.max_steps; ++step) {
+    const auto t0 = Clock::now();
+    // Rollouts: this rank's generations of every trace; the reward table is summed over ranks.
+    const std::vector<std::string> batch = batch_for_step(ids, step, traces, cfg.seed);
+    std::vector<std::vector<int64_t>> tokens(batch.size());
+    std::vector<LocalRollout> local;
+    at::Tensor table = at::zeros({traces, groups, 3}, at::kDouble);  // reward, spike rate, NLL increase
+    int64_t rollout_tokens = 0;
+    for (int64_t i = 0; i < traces; ++i) {
+      const GoldenTrace g = golden.read(batch[static_cast<std::size_t>(i)]);
+      tokens[static_cast<std::size_t>(i)] = token_ids(g.tokens);
+      for (int64_t gen = ranks->rank(); gen < groups; gen += ranks->world_size()) {
+        LocalRollout r{i, gen, sample_rollout(model, tokens[static_cast<std::size_t>(i)], rollout_options, policy,
+                                              reference, rollout_generator(cfg.seed, step, i, gen))};
+        const int64_t offset = cfg.reward.offset >= 0 ? cfg.reward.offset : schedule.budget + schedule.interval;
+        r.rollout.reward = rollout_reward(g.nll, g.entropy, r.rollout.nll.cpu(), offset, cfg.reward);
+        table[i][gen] = at::tensor({r.rollout.reward.reward, r.rollout.reward.spike_rate,
+                                    r.rollout.reward.mean_nll_increase}, at::kDouble);
+        rollout_tokens += g.tokens.numel();
+        local.push_back(std::move(r));
+      }
+    }
+    std::vector<at::Tensor> reduced{table};
+    ranks->all_reduce_sum(reduced);
+    const at::Tensor rewards = table.select(2, 0);
+    std::vector<at::Tensor> advantages;
+    for (int64_t i = 0; i < traces; ++i) advantages.push_back(group_advantages(rewards[i]));
+    const double rollout_secs = seconds_since(t0);
+
+    // Updates: every rank backpropagates its rollouts; the gradients are summed over ranks.
+    const auto t1 = Clock::now();
+    const UpdateOptions update{cfg.epsilon, step < cfg.beta_steps ? cfg.beta : 0.0, cfg.logprob};
+    const double lr = scheduled_lr(cfg.learning_rate, step, cfg.warmup_steps, cfg.max_steps, cfg.lr_schedule);
+    UpdateStats total;
+    double grad_norm = 0;
+    for (int64_t it = 0; it < cfg.num_iterations; ++it) {
+      UpdateStats mine;
+      for (const LocalRollout& r : local) {
+        const double advantage = advantages[static_cast<std::size_t>(r.trace)][r.generation].item<double>();
+        mine += cfg.keep_features ? backprop_kept(policy, r.rollout, advantage, update, weight)
+                                  : backprop_replayed(model, tokens[static_cast<std::size_t>(r.trace)], rollout_options,
+                                                      policy, r.rollout, advantage, update, weight);
+      }
+      std::vector<at::Tensor> sums;
+      for (const at::Tensor& p : policy.parameters()) {
+        if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+        sums.push_back(p.grad());
+      }
+      sums.push_back(at::tensor({mine.loss, mine.kl, mine.clip, static_cast<double>(mine.layers)}, at::kDouble));
+      ranks->all_reduce_sum(sums);
+      const at::Tensor s = sums.back();
+      total += UpdateStats{s[0].item<double>(), s[1].item<double>(), s[2].item<double>(), s[3].item<int64_t>()};
+      grad_norm = clip_grad_norm(policy.parameters(), cfg.max_grad_norm);
+      check_finite_step(s[0].item<double>(), grad_norm, step + 1, out_dir, last_good);
+      adam.step(lr);
+      adam.zero_grad();
+    }
+    const double update_secs = seconds_since(t1);
+
+    if (writer) {
+      const GroupStats g = group_stats(rewards);
+      const double layers = static_cast<double>(std::max<int64_t>(total.layers, 1));
+      *metrics << nlohmann::json{{"step", step + 1},
+                                 {"reward", g.reward},
+                                 {"reward_std", g.reward_std},
+                                 {"frac_reward_zero_std", g.frac_zero_std},
+                                 {"kl", total.kl / layers},
+                                 {"clip_ratio", total.clip / layers},
+                                 {"spike_rate", table.select(2, 1).mean().item<double>()},
+                                 {"nll_increase", table.select(2, 2).mean().item<double>()},
+                                 {"loss", total.loss / static_cast<double>(cfg.num_iterations)},
+                                 {"grad_norm", grad_norm},
+                                 {"lr", lr},
+                                 {"beta", update.beta},
+                                 {"rollout_tokens_per_s", static_cast<double>(rollout_tokens) / rollout_secs},
+                                 {"rollout_seconds", rollout_secs},
+                                 {"update_seconds", update_secs},
+                                 {"step_seconds", seconds_since(t0)}}
+                      .dump()
+               << "\n"
+               << std::flush;
+      bar->advance();
+      if ((step + 1) % cfg.save_every == 0 || step + 1 == cfg.max_steps) {
+        save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), policy, provenance(cfg, step + 1), &adam, step + 1);
+        prune_checkpoints(out_dir, cfg.keep_last_n);
+      }
+    }
+    if ((step + 1) % cfg.save_every == 0 || step + 1 == cfg.max_steps) last_good = step + 1;
+  }
+  if (writer) {
+    bar->finish();
+    save_checkpoint(out_dir / "final", policy, provenance(cfg, cfg.max_steps), nullptr, cfg.max_steps);
+    std::fprintf(stderr, "grpo: done; scorer in %s\n", (out_dir / "final").c_str());
+  }
+}
+
+}  // namespace foresight

@@ -1,0 +1,60 @@
+#pragma once
+// What the training stages share about a run's life: which traces a step uses, where its
+// checkpoints are, and how a resumed or failed run leaves its output directory.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/checkpoint.h"
+#include "model/fingerprint.h"
+
+namespace foresight {
+
+class Adam;
+class GoldenFileReader;
+class LearnedScorer;
+
+// The frozen model a golden file was recorded with: loaded, checked against the config's
+// expectation and refused unless its fingerprint is the golden file's.
+struct TrainingModel {
+  Checkpoint checkpoint;
+  ModelFingerprint fingerprint;
+};
+TrainingModel load_model_of_golden(const std::string& model_dir, const ModelExpectation& expect,
+                                   const GoldenFileReader& golden, const std::string& golden_path);
+
+// A trace's token tensor (any integer dtype) as the ids the model runner takes.
+std::vector<int64_t> token_ids(const at::Tensor& tokens);
+
+// `ids` in an order fixed by `seed`.
+std::vector<std::string> shuffled(std::vector<std::string> ids, uint64_t seed);
+
+// The traces of training step `step`: position step * batch + i of an endless stream of seeded
+// per-epoch permutations, so any step's batch is known without replaying earlier ones.
+std::vector<std::string> batch_for_step(const std::vector<std::string>& traces, int64_t step, int64_t batch,
+                                        uint64_t seed);
+
+// dir/step_N checkpoints that are complete (hold trainer_state.json), by ascending N.
+std::vector<std::pair<int64_t, std::filesystem::path>> list_checkpoints(const std::filesystem::path& dir);
+
+// Writes dir/ atomically: the scorer, and with `adam` also optimizer.safetensors and
+// trainer_state.json {"step": step}, which make it a checkpoint a run resumes from.
+void save_checkpoint(const std::filesystem::path& dir, const LearnedScorer& scorer, const std::string& provenance_json,
+                     const Adam* adam, int64_t step);
+
+// Removes all but the newest `keep` step_N checkpoints.
+void prune_checkpoints(const std::filesystem::path& dir, int64_t keep);
+
+// Keeps the metrics rows of steps <= `step` (the ones a resumed run will not repeat).
+void truncate_metrics(const std::filesystem::path& path, int64_t step);
+
+// Throws unless loss and gradient norm are finite, naming the step and the last good checkpoint
+// (`last_good` < 0: none yet), before the optimizer applies anything.
+void check_finite_step(double loss, double grad_norm, int64_t step, const std::filesystem::path& out_dir,
+                       int64_t last_good);
+
+}  // namespace foresight
