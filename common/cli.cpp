@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <c10/util/Exception.h>
+
 #include <cstdio>
 
 #include "common/error.h"
@@ -19,6 +21,8 @@ int run_command(const std::function<void()>& body) {
     return 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
+  } catch (const c10::Error& e) {  // LibTorch's own checks: the message without its C++ backtrace
+    std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
   }

@@ -32,11 +32,18 @@ class GlooCollective : public Collective {
   int64_t world_size() const override { return world_; }
 
   void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
-    // Gloo reduces CPU tensors; the scorer's gradients and the reward tables are small.
-    std::vector<at::Tensor> host;
-    for (const at::Tensor& t : tensors) host.push_back(t.to(at::kCPU).contiguous().clone());
-    group_->allreduce(host)->wait();
-    for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(host[i]);
+    // One flat float64 CPU buffer: Gloo reduces CPU tensors of one shape, the scorer's gradients
+    // and the reward tables are small, and float64 keeps the sum of float32 parts exact enough
+    // that the ranks' order of addition does not show.
+    std::vector<at::Tensor> flat;
+    for (const at::Tensor& t : tensors) flat.push_back(t.detach().to(at::kCPU, at::kDouble).flatten());
+    std::vector<at::Tensor> buffer{at::cat(flat)};
+    group_->allreduce(buffer)->wait();
+    int64_t offset = 0;
+    for (at::Tensor& t : tensors) {
+      t.copy_(buffer[0].slice(0, offset, offset + t.numel()).view(t.sizes()));
+      offset += t.numel();
+    }
   }
 
  private:

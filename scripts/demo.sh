@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a built-in tiny default: install what is missing, build, create a
 # tiny checkpoint, generate a few sample traces from it, and score them with the full cache.
-# Later stages (golden -> SFT -> GRPO -> export -> evaluation) join this pipeline as they land.
+# then golden -> SFT -> GRPO; export and evaluation join this pipeline as they land.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$FORESIGHT_ROOT/scripts/setup.sh"
@@ -50,5 +50,17 @@ first = next(r for r in rows if "split" not in r)
 last = [r for r in rows if r.get("split") == "heldout"][-1]
 print(f"SFT: training loss {first['loss']:.4f} at step 1; held-out golden overlap {last['golden_overlap']:.3f} "
       f"at step {last['step']} (random eviction: {8 / 64:.3f})")
+PY
+
+echo "== 6. GRPO: improve the SFT scorer with sampled budgeted rollouts, 10 steps -> $work/grpo"
+"$FORESIGHT_BIN/foresight-train" grpo --config "$FORESIGHT_ROOT/configs/grpo/tiny.yaml" \
+  model="$work/model" golden="$work/golden.h5" init_scorer="$work/sft/final" output_dir="$work/grpo" max_steps=10
+"$FORESIGHT_VENV/bin/python" - "$work/grpo/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+print(f"{'step':>5}{'reward':>9}{'reward std':>12}{'spike rate':>12}{'NLL increase':>14}{'KL':>10}")
+for r in rows[:3] + rows[-2:]:
+    print(f"{r['step']:>5}{r['reward']:>9.3f}{r['reward_std']:>12.3f}{r['spike_rate']:>12.3f}"
+          f"{r['nll_increase']:>14.3f}{r['kl']:>10.5f}")
 PY
 echo "demo: ok (outputs in $work)"

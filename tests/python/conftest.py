@@ -8,6 +8,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("FORESIGHT_BIN", ROOT / "build" / "bin"))
+GOLDEN = ROOT / "configs" / "golden" / "tiny.yaml"
+BUDGET, INTERVAL = 64, 8  # the schedule the training tests record their golden files with
 
 
 def run(command, *args, check=True):
@@ -38,6 +40,24 @@ def write_traces(path, traces):
 def read_jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def make_golden(tmp, name, seed, traces=40, new_tokens=316, rope_theta=10000):
+    """A tiny qwen3, `traces` sampled traces of 3 + new_tokens tokens, and their golden file (B 64, W 8)."""
+    model = init_model(tmp / name, "qwen3", layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128,
+                       vocab=256, max_positions=1024, init_std=0.2, seed=seed, rope_theta=rope_theta)
+    prompts = write_traces(tmp / f"{name}-prompts.jsonl",
+                           [{"id": f"p{i}", "input_ids": [i, (7 * i + 3) % 256, 42]} for i in range(traces)])
+    run("foresight-model", "generate", "--model", model, "--prompts", prompts, "--out", tmp / f"{name}.jsonl",
+        "--max-new-tokens", new_tokens, "--seed", seed)
+    golden = tmp / f"{name}.h5"
+    run("foresight-golden", "run", "--config", GOLDEN, f"model={model}", f"traces={tmp / f'{name}.jsonl'}",
+        f"output={golden}", f"budget={BUDGET}", f"interval={INTERVAL}")
+    return model, golden
+
+
+def expect_error(proc, text):
+    assert proc.returncode != 0 and "error:" in proc.stderr and text in proc.stderr, proc.stderr
 
 
 @pytest.fixture

@@ -6,24 +6,9 @@ import time
 
 import pytest
 
-from conftest import BIN, ROOT, init_model, read_jsonl, run, write_traces
+from conftest import BIN, BUDGET, GOLDEN, INTERVAL, ROOT, expect_error, init_model, make_golden, read_jsonl, run
 
 TINY = ROOT / "configs" / "sft" / "tiny.yaml"
-GOLDEN = ROOT / "configs" / "golden" / "tiny.yaml"
-BUDGET, INTERVAL = 64, 8
-
-
-def make_golden(tmp, name, seed, traces=40, new_tokens=316, rope_theta=10000):
-    model = init_model(tmp / name, "qwen3", layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128,
-                       vocab=256, max_positions=1024, init_std=0.2, seed=seed, rope_theta=rope_theta)
-    prompts = write_traces(tmp / f"{name}-prompts.jsonl",
-                           [{"id": f"p{i}", "input_ids": [i, (7 * i + 3) % 256, 42]} for i in range(traces)])
-    run("foresight-model", "generate", "--model", model, "--prompts", prompts, "--out", tmp / f"{name}.jsonl",
-        "--max-new-tokens", new_tokens, "--seed", seed)
-    golden = tmp / f"{name}.h5"
-    run("foresight-golden", "run", "--config", GOLDEN, f"model={model}", f"traces={tmp / f'{name}.jsonl'}",
-        f"output={golden}", f"budget={BUDGET}", f"interval={INTERVAL}")
-    return model, golden
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +63,6 @@ def test_resume_after_a_kill_repeats_the_uninterrupted_metrics(data, tmp_path):
     resumed = sft(model, golden, out, 12, "save_every=4", "eval_every=4", "keep_last_n=5")
     assert "resuming from" in resumed.stderr
     assert comparable(read_jsonl(out / "metrics.jsonl")) == comparable(read_jsonl(tmp_path / "straight" / "metrics.jsonl"))
-
-
-def expect_error(proc, text):
-    assert proc.returncode != 0 and "error:" in proc.stderr and text in proc.stderr, proc.stderr
 
 
 def test_golden_file_of_another_model_is_refused(data, tmp_path):

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""GRPO rollout throughput and update time, with and without keeping the rollout features.
+
+Work per row: `foresight-train grpo` steps of 2 traces x 2 generations (sampled budgeted rollouts
+of the frozen model, rewards, one clipped-surrogate update), float32 on the CPU; means over steps
+2-4 (step 1 includes warm-up). "kept" updates from the features each rollout stored; "replayed"
+re-runs the model with the rollout's drops forced to rebuild them, which is the reference's way
+(it re-runs the model in its update pass). The kept features cost layers x steps x Hkv x B x F
+float32 per rollout, shown as MB. Models are random tiny qwen3 checkpoints; traces random tokens.
+
+    scripts/build.sh && ~/.cache/foresightkv/venv/bin/python experiments/bench_grpo.py
+"""
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BIN = pathlib.Path(os.environ.get("FORESIGHT_BIN", ROOT / "build" / "bin"))
+
+SIZES = [  # name, init flags, trace length, budget, interval
+    ("tiny", dict(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, vocab=256), 512, 64, 8),
+    ("small", dict(layers=4, hidden=256, heads=8, kv_heads=2, intermediate=704, vocab=4096), 1024, 256, 64),
+]
+
+
+def run(*args):
+    subprocess.run([str(a) for a in args], check=True, capture_output=True)
+
+
+def grpo_rows(d, keep):
+    out = d / f"grpo-{keep}"
+    run(BIN / "foresight-train", "grpo", "--config", ROOT / "configs/grpo/tiny.yaml", f"model={d / 'model'}",
+        f"golden={d / 'g.h5'}", f"init_scorer={d / 'sft' / 'final'}", f"output_dir={out}", "max_steps=4",
+        "num_generations=2", "per_step_traces=2", "save_every=100", f"keep_features={keep}")
+    return [json.loads(line) for line in open(out / "metrics.jsonl")][1:]
+
+
+def mean(rows, key):
+    return sum(r[key] for r in rows) / len(rows)
+
+
+def main():
+    header = (f"{'size':<7}{'L':>6}{'B/W':>9}{'rollout tok/s':>15}{'update kept s':>15}{'update replayed s':>19}"
+              f"{'replayed/kept':>15}{'kept MB/rollout':>17}")
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, flags, length, budget, interval in SIZES:
+            d = pathlib.Path(tmp) / name
+            d.mkdir()
+            init = [BIN / "foresight-model", "init", "--arch", "qwen3", "--out", d / "model",
+                    "--max-positions", length, "--init-std", 0.2]
+            for k, v in flags.items():
+                init += ["--" + k.replace("_", "-"), v]
+            run(*init)
+            rng = np.random.default_rng(0)
+            with open(d / "traces.jsonl", "w") as f:
+                for i in range(4):
+                    f.write(json.dumps({"id": f"t{i}", "input_ids": rng.integers(0, flags["vocab"], length).tolist()}) + "\n")
+            run(BIN / "foresight-golden", "run", "--config", ROOT / "configs/golden/tiny.yaml", f"model={d / 'model'}",
+                f"traces={d / 'traces.jsonl'}", f"output={d / 'g.h5'}", f"budget={budget}", f"interval={interval}")
+            run(BIN / "foresight-train", "sft", "--config", ROOT / "configs/sft/tiny.yaml", f"model={d / 'model'}",
+                f"golden={d / 'g.h5'}", f"output_dir={d / 'sft'}", "max_steps=1", "heldout_fraction=0.01")
+            kept, replayed = grpo_rows(d, "true"), grpo_rows(d, "false")
+            head_dim = flags["hidden"] // flags["heads"]
+            group = flags["heads"] // flags["kv_heads"]
+            steps = (length - budget - 1) // interval
+            features_mb = flags["layers"] * steps * flags["kv_heads"] * budget * (2 * head_dim + 8 * group) * 4 / 1e6
+            k_s, r_s = mean(kept, "update_seconds"), mean(replayed, "update_seconds")
+            print(f"{name:<7}{length:>6}{f'{budget}/{interval}':>9}{mean(kept, 'rollout_tokens_per_s'):>15.0f}"
+                  f"{k_s:>15.3f}{r_s:>19.3f}{r_s / k_s:>14.1f}x{features_mb:>17.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

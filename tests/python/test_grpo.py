@@ -1,0 +1,222 @@
+"""foresight-train grpo end to end: contract, exact resume, the kept-features switch, torchrun
+ranks equal one process, a dead rank fails the others, learning, and bad input."""
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import os
+import pathlib
+
+import h5py
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from conftest import BIN, ROOT, expect_error, make_golden, read_jsonl, run
+
+TINY = ROOT / "configs" / "grpo" / "tiny.yaml"
+SFT = ROOT / "configs" / "sft" / "tiny.yaml"
+TORCHRUN = pathlib.Path(sys.executable).parent / "torchrun"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny model, 12 golden traces of 319 tokens, and a weak SFT scorer (one step at a negligible
+    learning rate: the initialisation), which leaves GRPO room to improve."""
+    tmp = tmp_path_factory.mktemp("grpo")
+    model, golden = make_golden(tmp, "model", seed=0, traces=12)
+    run("foresight-train", "sft", "--config", SFT, f"model={model}", f"golden={golden}", f"output_dir={tmp / 'sft'}",
+        "max_steps=1", "lr=1e-9", "heldout_fraction=0.1")
+    return model, golden, tmp / "sft" / "final"
+
+
+def grpo_args(data, out, steps, generations, *extra):
+    model, golden, scorer = data
+    return ["grpo", "--config", TINY, f"model={model}", f"golden={golden}", f"init_scorer={scorer}",
+            f"output_dir={out}", f"max_steps={steps}", f"num_generations={generations}", *extra]
+
+
+def grpo(data, out, steps, generations, *extra, check=True):
+    return run("foresight-train", *grpo_args(data, out, steps, generations, *extra), check=check)
+
+
+def comparable(rows):
+    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "step_seconds")
+    return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+
+def scorer_weights(directory):
+    """The scorer's weights that its drop probabilities depend on. fc2.bias shifts every score of a
+    KV head alike, which neither log-probability sees: its gradient is zero up to rounding, and Adam
+    turns that rounding into steps of about the learning rate, different in every run."""
+    return {k: v for k, v in load_file(str(directory / "scorer.safetensors")).items() if not k.endswith("fc2.bias")}
+
+
+def test_contract_metrics_and_checkpoints(data, tmp_path):
+    out = tmp_path / "out"
+    grpo(data, out, 4, 2, "per_step_traces=2", "save_every=2")
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    keys = {"step", "reward", "reward_std", "frac_reward_zero_std", "kl", "clip_ratio", "spike_rate", "nll_increase",
+            "lr", "beta", "grad_norm", "rollout_tokens_per_s", "step_seconds"}
+    assert all(keys <= r.keys() for r in rows)
+    assert all(r["reward"] <= 0 and 0 <= r["spike_rate"] <= 1 and r["kl"] >= 0 for r in rows)
+    assert rows[0]["lr"] == 0.0 and rows[1]["lr"] == pytest.approx(3e-5)  # linear warm-up over 10 steps
+    assert sorted(p.name for p in out.iterdir()) == ["final", "metrics.jsonl", "step_2", "step_4"]
+    assert {"scorer.safetensors", "scorer.json", "optimizer.safetensors", "trainer_state.json"} <= {
+        p.name for p in (out / "step_4").iterdir()}
+    manifest = json.loads((out / "final" / "scorer.json").read_text())
+    assert manifest["provenance"]["stage"] == "grpo" and manifest["provenance"]["step"] == 4
+    assert manifest["provenance"]["init_scorer"] == str(data[2])
+
+
+def test_update_without_kept_features_re_runs_the_model_to_the_same_result(data, tmp_path):
+    args = ("per_step_traces=2", "learning_rate=1e-2", "warmup_steps=0")
+    grpo(data, tmp_path / "kept", 3, 2, *args, "keep_features=true")
+    grpo(data, tmp_path / "replayed", 3, 2, *args, "keep_features=false")
+    kept, replayed = read_jsonl(tmp_path / "kept" / "metrics.jsonl"), read_jsonl(tmp_path / "replayed" / "metrics.jsonl")
+    for a, b in zip(kept, replayed):
+        assert a["reward"] == pytest.approx(b["reward"], abs=1e-9)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-9)
+    wa, wb = scorer_weights(tmp_path / "kept" / "final"), scorer_weights(tmp_path / "replayed" / "final")
+    assert all(np.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
+    args = ("per_step_traces=2", "save_every=2", "keep_last_n=5", "learning_rate=1e-2")
+    grpo(data, tmp_path / "straight", 6, 2, *args)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([str(BIN / "foresight-train"), *map(str, grpo_args(data, out, 6, 2, *args))],
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "step_2").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "final").exists(), "the run finished before it could be killed"
+    assert "resuming from" in grpo(data, out, 6, 2, *args).stderr
+    assert comparable(read_jsonl(out / "metrics.jsonl")) == comparable(read_jsonl(tmp_path / "straight" / "metrics.jsonl"))
+    wa, wb = scorer_weights(out / "final"), scorer_weights(tmp_path / "straight" / "final")
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_torchrun_ranks_train_the_same_scorer_as_one_process(data, tmp_path):
+    args = ("per_step_traces=2", "learning_rate=1e-2", "warmup_steps=0", "save_every=100")
+    grpo(data, tmp_path / "one", 3, 4, *args)
+    cmd = [str(TORCHRUN), "--no-python", "--nnodes=1", "--nproc-per-node=2", f"--master-port={free_port()}",
+           str(BIN / "foresight-train"), *map(str, grpo_args(data, tmp_path / "two", 3, 4, *args, "dist_timeout_s=60"))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "on 2 rank(s)" in proc.stderr
+    one, two = read_jsonl(tmp_path / "one" / "metrics.jsonl"), read_jsonl(tmp_path / "two" / "metrics.jsonl")
+    # The same rollouts, drawn on other ranks (torchrun runs each rank single-threaded, which moves
+    # the NLL in the last float bits).
+    assert [r["reward"] for r in one] == pytest.approx([r["reward"] for r in two], rel=1e-6)
+    wa, wb = scorer_weights(tmp_path / "one" / "final"), scorer_weights(tmp_path / "two" / "final")
+    worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+    print(f"largest weight difference, 2 ranks vs 1 process after 3 steps: {worst:.2e}")
+    assert worst < 1e-5
+    assert max(float(np.abs(wa[k] - scorer_weights(data[2])[k]).max()) for k in wa) > 1e-3  # and it did train
+
+
+def launch_rank(data, out, rank, port, steps):
+    env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(port))
+    args = grpo_args(data, out, steps, 2, "per_step_traces=2", "dist_timeout_s=20")
+    return subprocess.Popen([str(BIN / "foresight-train"), *map(str, args)], env=env, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_dead_rank_makes_the_others_fail_instead_of_hanging(data, tmp_path):
+    out, port = tmp_path / "out", free_port()
+    survivor, victim = launch_rank(data, out, 0, port, 50), launch_rank(data, out, 1, port, 50)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
+        assert time.time() < deadline and survivor.poll() is None
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = time.time()
+    _, stderr = survivor.communicate(timeout=90)
+    print(f"rank 0 exited {time.time() - killed_at:.1f} s after rank 1 was killed")
+    assert survivor.returncode != 0 and "error:" in stderr, stderr
+    assert not (out / "final").exists()
+
+
+def test_rank_whose_peer_never_starts_gives_up_after_the_timeout(data, tmp_path):
+    started = time.time()
+    alone = launch_rank(data, tmp_path / "out", 0, free_port(), 2)
+    _, stderr = alone.communicate(timeout=120)
+    assert alone.returncode != 0 and "error:" in stderr, stderr
+    assert time.time() - started < 90
+
+
+def test_learning_raises_the_reward_of_a_weak_scorer(data, tmp_path):
+    """Four traces, all of them in every step, so the steps differ only by the policy and the
+    sampling. Starting from the weak scorer (reward about -7.2 here; the demo's 100-step SFT scorer
+    gets about -4 on such traces) the sampled rollouts' reward must rise by more than twice the
+    standard error of the two windows' means. beta is 0: the reference is the weak initial scorer."""
+    model, _, scorer = data
+    _, golden = make_golden(tmp_path, "fixed", seed=0, traces=4)  # the same config: the same fingerprint
+    out = tmp_path / "out"
+    grpo((model, golden, scorer), out, 20, 4, "per_step_traces=4", "learning_rate=1e-2", "warmup_steps=0", "beta=0",
+         "seed=0")
+    rewards = np.array([r["reward"] for r in read_jsonl(out / "metrics.jsonl")])
+    first, last = rewards[:5], rewards[-5:]
+    noise = np.sqrt(first.var(ddof=1) / 5 + last.var(ddof=1) / 5)
+    print(f"seed 0: mean reward of steps 1-5 {first.mean():.3f}, of steps 16-20 {last.mean():.3f}, "
+          f"standard error of the difference {noise:.3f}")
+    assert last.mean() - first.mean() > 2 * noise
+
+
+def test_golden_file_without_nll_is_refused(data, tmp_path):
+    golden = tmp_path / "no-nll.h5"
+    shutil.copy(data[1], golden)
+    with h5py.File(golden, "a") as f:
+        for trace in f["traces"].values():
+            del trace["nll"]
+    model, _, scorer = data
+    expect_error(grpo((model, golden, scorer), tmp_path / "out", 2, 2, check=False), "dataset 'nll' is missing")
+    assert not (tmp_path / "out").exists()
+
+
+def test_scorer_of_another_model_is_refused(data, tmp_path):
+    other_model, other_golden = make_golden(tmp_path, "other", seed=1, traces=2, new_tokens=120, rope_theta=5000)
+    run("foresight-train", "sft", "--config", SFT, f"model={other_model}", f"golden={other_golden}",
+        f"output_dir={tmp_path / 'sft'}", "max_steps=1", "heldout_fraction=0.4")
+    model, golden, _ = data
+    proc = grpo((model, golden, tmp_path / "sft" / "final"), tmp_path / "out", 2, 2, check=False)
+    expect_error(proc, "was trained for another model")
+
+
+def test_traces_shorter_than_b_plus_2w_are_refused(data, tmp_path):
+    model, golden = make_golden(tmp_path, "short", seed=0, traces=2, new_tokens=70)  # 73 tokens < 64 + 16
+    proc = grpo((model, golden, data[2]), tmp_path / "out", 2, 2, check=False)
+    expect_error(proc, "has 73 tokens; GRPO needs at least B + 2W = 80")
+
+
+@pytest.mark.parametrize("override,text", [
+    ("num_generations=1", 'key "num_generations" is 1, expected at least 2'),
+    ("logprob=exact", 'key "logprob" is "exact", expected one of: per_drop, plackett_luce'),
+    ("reward.kind=max", 'key "reward.kind" is "max", expected one of: spike, mean_nll'),
+    ("epsilon=1.5", 'key "epsilon" is 1.5, expected a clip range below 1'),
+    ("beta=-1", 'key "beta" is -1, expected a non-negative number'),
+    ("generations=4", 'key "generations" is not a known key'),
+])
+def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
+    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), override, check=False)
+    expect_error(proc, text)
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_configs_validate():
+    for config in sorted((ROOT / "configs" / "grpo").glob("*.yaml")):
+        assert "config ok" in run("foresight-train", "grpo", "--config", config, "--check").stdout
