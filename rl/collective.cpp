@@ -21,15 +21,17 @@ class SingleProcess : public Collective {
  public:
   int64_t rank() const override { return 0; }
   int64_t world_size() const override { return 1; }
+  int64_t local_rank() const override { return 0; }
   void all_reduce_sum(std::vector<at::Tensor>&) override {}
 };
 
 class GlooCollective : public Collective {
  public:
-  GlooCollective(c10::intrusive_ptr<c10d::ProcessGroupGloo> group, int64_t rank, int64_t world)
-      : group_(std::move(group)), rank_(rank), world_(world) {}
+  GlooCollective(c10::intrusive_ptr<c10d::ProcessGroupGloo> group, int64_t rank, int64_t world, int64_t local_rank)
+      : group_(std::move(group)), rank_(rank), world_(world), local_rank_(local_rank) {}
   int64_t rank() const override { return rank_; }
   int64_t world_size() const override { return world_; }
+  int64_t local_rank() const override { return local_rank_; }
 
   void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
     // One flat float64 CPU buffer: Gloo reduces CPU tensors of one shape, the scorer's gradients
@@ -48,7 +50,7 @@ class GlooCollective : public Collective {
 
  private:
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
-  int64_t rank_, world_;
+  int64_t rank_, world_, local_rank_;
 };
 
 int64_t env_int(const char* name) {
@@ -80,7 +82,8 @@ std::unique_ptr<Collective> collective_from_environment(std::chrono::millisecond
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
   options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
   auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(rank), static_cast<int>(world), options);
-  return std::make_unique<GlooCollective>(std::move(group), rank, world);
+  const int64_t local_rank = std::getenv("LOCAL_RANK") ? env_int("LOCAL_RANK") : rank;
+  return std::make_unique<GlooCollective>(std::move(group), rank, world, local_rank);
 }
 
 }  // namespace foresight

@@ -15,6 +15,7 @@ class Collective {
   virtual ~Collective() = default;
   virtual int64_t rank() const = 0;
   virtual int64_t world_size() const = 0;
+  virtual int64_t local_rank() const = 0;  // this rank's index on its machine: its GPU
   // Sums each tensor over the ranks, in place; every rank ends with identical values.
   virtual void all_reduce_sum(std::vector<at::Tensor>& tensors) = 0;
 };

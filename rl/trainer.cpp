@@ -99,7 +99,9 @@ void run_grpo(const GrpoConfig& cfg) {
   const bool writer = ranks->rank() == 0;
   const fs::path out_dir(cfg.output_dir);
   if (writer) fs::create_directories(out_dir);
-  const Transformer model(base.checkpoint, cfg.runtime);
+  RuntimeOptions runtime = cfg.runtime;
+  if (runtime.device == "cuda" && ranks->world_size() > 1) runtime.device += ":" + std::to_string(ranks->local_rank());
+  const Transformer model(base.checkpoint, runtime);
   const at::Device device = model.options().device();
   const auto saved = list_checkpoints(out_dir);
   const int64_t start = saved.empty() ? 0 : saved.back().first;

@@ -12,9 +12,10 @@ struct GrpoConfig;
 //
 // Under torchrun the ranks share every group: generation g of a trace runs on rank
 // g % world_size, the reward table and the gradients are summed across ranks, and every rank
-// applies the same update. Only rank 0 writes. Output and resume as in SFT: metrics.jsonl,
-// step_N/ checkpoints with optimizer state, final/; rollouts are seeded by (seed, step, trace,
-// generation), so a resumed or differently-sharded run draws the very same rollouts.
+// applies the same update; `device: cuda` means each rank's own GPU (LOCAL_RANK). Only rank 0
+// writes. Output and resume as in SFT: metrics.jsonl, step_N/ checkpoints with optimizer state,
+// final/. Rollouts are seeded by (seed, step, trace, generation), so a resumed or
+// differently-sharded run draws the very same rollouts.
 void run_grpo(const GrpoConfig& config);
 
 }  // namespace foresight
