@@ -61,6 +61,6 @@ rows = [json.loads(line) for line in open(sys.argv[1])]
 print(f"{'step':>5}{'reward':>9}{'reward std':>12}{'spike rate':>12}{'NLL increase':>14}{'KL':>10}")
 for r in rows[:3] + rows[-2:]:
     print(f"{r['step']:>5}{r['reward']:>9.3f}{r['reward_std']:>12.3f}{r['spike_rate']:>12.3f}"
-          f"{r['nll_increase']:>14.3f}{r['kl']:>10.5f}")
+          f"{r['nll_increase']:>14.3f}{r['kl']:>10.2e}")
 PY
 echo "demo: ok (outputs in $work)"
