@@ -1,6 +1,9 @@
 #pragma once
 // cxxopts helpers shared by the command mains.
 #include <cstdlib>
+// cxxopts splits vector values at commas, which would cut `policies=[a, b]` overrides apart; no
+// option of ours takes a comma-separated list, so splitting is off (the unit separator never occurs).
+#define CXXOPTS_VECTOR_DELIMITER '\x1f'
 #include <cxxopts.hpp>
 #include <functional>
 #include <iostream>

@@ -109,6 +109,18 @@ std::optional<std::string> Config::optional_string(const std::string& key) const
   return scalar(key);
 }
 
+std::vector<std::string> Config::scalar_list(const std::string& key, const std::vector<std::string>& fallback) const {
+  const auto node = find(key);
+  if (!node) return fallback;
+  if (!node->IsSequence() || node->size() == 0) fail(key, "must be a non-empty list, e.g. [a, b]");
+  std::vector<std::string> out;
+  for (const YAML::Node& item : *node) {
+    if (!item.IsScalar()) fail(key, "must list single values, not lists or mappings");
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
 namespace {
 
 int64_t integer_at_least(const Config& c, const std::optional<YAML::Node>& node, const std::string& key,

@@ -1,8 +1,13 @@
 #include "common/sha256.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <vector>
+
+#include "common/error.h"
 
 namespace foresight {
 
@@ -48,26 +53,74 @@ void compress(std::array<uint32_t, 8>& h, const unsigned char* block) {
   for (int i = 0; i < 8; ++i) h[i] += add[i];
 }
 
+// Incremental SHA-256: whole 64-byte blocks are compressed as they arrive, the tail waits in
+// `pending_` until more bytes or finish().
+class Sha256 {
+ public:
+  void update(const char* data, std::size_t size) {
+    length_ += size;
+    while (size > 0) {
+      if (pending_.empty() && size >= 64) {  // the common case: straight from the caller's buffer
+        compress(h_, reinterpret_cast<const unsigned char*>(data));
+        data += 64;
+        size -= 64;
+        continue;
+      }
+      const std::size_t take = std::min(size, 64 - pending_.size());
+      pending_.append(data, take);
+      data += take;
+      size -= take;
+      if (pending_.size() == 64) {
+        compress(h_, reinterpret_cast<const unsigned char*>(pending_.data()));
+        pending_.clear();
+      }
+    }
+  }
+
+  std::string finish() {
+    const uint64_t bits = length_ * 8;
+    std::string tail = pending_;
+    tail.push_back(static_cast<char>(0x80));
+    while (tail.size() % 64 != 56) tail.push_back('\0');
+    for (int i = 7; i >= 0; --i) tail.push_back(static_cast<char>(bits >> (8 * i)));
+    for (std::size_t off = 0; off < tail.size(); off += 64) {
+      compress(h_, reinterpret_cast<const unsigned char*>(tail.data() + off));
+    }
+    std::string hex;
+    char buf[9];
+    for (uint32_t v : h_) {
+      std::snprintf(buf, sizeof buf, "%08x", v);
+      hex += buf;
+    }
+    return hex;
+  }
+
+ private:
+  std::array<uint32_t, 8> h_ = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  std::string pending_;
+  uint64_t length_ = 0;
+};
+
 }  // namespace
 
 std::string sha256_hex(const std::string& data) {
-  std::array<uint32_t, 8> h = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  std::string msg = data;
-  const uint64_t bits = static_cast<uint64_t>(data.size()) * 8;
-  msg.push_back(static_cast<char>(0x80));
-  while (msg.size() % 64 != 56) msg.push_back('\0');
-  for (int i = 7; i >= 0; --i) msg.push_back(static_cast<char>(bits >> (8 * i)));
-  for (std::size_t off = 0; off < msg.size(); off += 64) {
-    compress(h, reinterpret_cast<const unsigned char*>(msg.data() + off));
+  Sha256 hash;
+  hash.update(data.data(), data.size());
+  return hash.finish();
+}
+
+std::string sha256_file_hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open " + path + " to hash it");
+  Sha256 hash;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    hash.update(buf.data(), static_cast<std::size_t>(in.gcount()));
   }
-  std::string hex;
-  char buf[9];
-  for (uint32_t v : h) {
-    std::snprintf(buf, sizeof buf, "%08x", v);
-    hex += buf;
-  }
-  return hex;
+  if (in.bad()) throw Error("cannot read " + path + " to hash it");
+  return hash.finish();
 }
 
 }  // namespace foresight

@@ -32,6 +32,15 @@ std::vector<std::string> feature_names(int64_t head_dim, int64_t group) {
   return names;
 }
 
+at::Tensor feature_statistic(const at::Tensor& features, Statistic statistic, int64_t group) {
+  const int64_t first = features.size(-1) - 8 * group + static_cast<int64_t>(statistic) * group;
+  return features.slice(-1, first, first + group);
+}
+
+at::Tensor feature_keys(const at::Tensor& features, int64_t group) {
+  return features.slice(-1, 0, (features.size(-1) - 8 * group) / 2);
+}
+
 at::Tensor candidate_features(const at::Tensor& probs, const at::Tensor& cum, const at::Tensor& cum_decay,
                               const at::Tensor& keys, const at::Tensor& values, FeatureSet set) {
   const int64_t t = probs.size(2);

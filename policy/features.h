@@ -21,6 +21,14 @@ inline int64_t feature_dim(int64_t head_dim, int64_t group) { return 2 * head_di
 // Names of the feature columns in order ("k0".., "v0".., "max_h0".., "min_h0", ...), for manifests.
 std::vector<std::string> feature_names(int64_t head_dim, int64_t group);
 
+// The statistics in a feature tensor, in their column order (each G columns wide).
+enum class Statistic : int64_t { Max, Min, Sum, Sum16, Sum8, Sum32, Cum, CumDecay };
+
+// One statistic of every candidate, [Hkv, B, G], and the candidates' keys, [Hkv, B, d], read back
+// from features [Hkv, B, F] (F = 2d + 8G): the heuristic policies need no other input.
+at::Tensor feature_statistic(const at::Tensor& features, Statistic statistic, int64_t group);
+at::Tensor feature_keys(const at::Tensor& features, int64_t group);
+
 // The scorer input of the B candidates at one step: [K | V | stats], float32 [Hkv, B, F].
 // probs: the chunk's attention on the candidates, float32 [Hkv, G, T, B];
 // cum, cum_decay: running totals already including this chunk, float32 [Hkv, B, G];

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 
 #include "common/atomic_output.h"
 #include "common/error.h"
@@ -26,6 +28,37 @@ constexpr int64_t kVersion = 1;
 nlohmann::json fingerprint_json(const ModelFingerprint& f) {
   return {{"architecture", f.architecture}, {"layers", f.layers},     {"heads", f.heads},
           {"kv_heads", f.kv_heads},         {"head_dim", f.head_dim}, {"config_sha256", f.config_sha256}};
+}
+
+// DIR/scorer.json, parsed and checked to be a manifest of this format and version.
+nlohmann::json read_manifest(const std::string& dir) {
+  const fs::path manifest_path = fs::path(dir) / "scorer.json";
+  std::ifstream in(manifest_path);
+  if (!in) throw Error("scorer checkpoint " + dir + " has no scorer.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json m;
+  try {
+    m = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(manifest_path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!m.is_object() || m.value("format", "") != kFormat || m.value("version", 0) != kVersion) {
+    throw Error(manifest_path.string() + ": not a " + std::string(kFormat) + " v1 manifest");
+  }
+  return m;
+}
+
+// One field of a manifest object as T, or an Error naming the key and what it should be.
+template <typename T>
+T manifest_field(const nlohmann::json& object, const std::string& key) {
+  const auto it = object.find(key);
+  const bool ok = it != object.end() && (std::is_same_v<T, std::string> ? it->is_string() : it->is_number_integer());
+  if (!ok) {
+    throw Error("key \"" + key + "\" is " + (it == object.end() ? std::string("missing") : it->dump()) + ", expected " +
+                (std::is_same_v<T, std::string> ? "a string" : "an integer"));
+  }
+  return it->template get<T>();
 }
 
 }  // namespace
@@ -107,20 +140,7 @@ void LearnedScorer::save(const std::string& dir, const std::string& provenance_j
 }
 
 LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expected) {
-  const fs::path manifest_path = fs::path(dir) / "scorer.json";
-  std::ifstream in(manifest_path);
-  if (!in) throw Error("scorer checkpoint " + dir + " has no scorer.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json m;
-  try {
-    m = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(manifest_path.string() + ": not valid JSON (" + e.what() + ")");
-  }
-  if (m.value("format", "") != kFormat || m.value("version", 0) != kVersion) {
-    throw Error(manifest_path.string() + ": not a " + std::string(kFormat) + " v1 manifest");
-  }
+  const nlohmann::json m = read_manifest(dir);
   const ModelFingerprint& want = expected.base_model;
   if (m.at("base_model") != fingerprint_json(want)) {
     throw Error("scorer " + dir + " was trained for another model (" + m.at("base_model").dump() +
@@ -143,11 +163,63 @@ LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expe
   for (auto& [name, param] : scorer.named_parameters()) {
     if (!weights.contains(name)) throw Error("scorer " + dir + " lacks tensor " + name);
     const at::Tensor t = weights.tensor(name);
-    if (t.sizes() != param.sizes()) throw Error("scorer " + dir + ": tensor " + name + " has the wrong shape");
+    if (t.sizes() != param.sizes()) {
+      throw Error("scorer " + dir + ": tensor " + name + " has shape " + c10::str(t.sizes()) + ", expected " +
+                  c10::str(param.sizes()));
+    }
     c10::NoGradGuard no_grad;
     param.copy_(t);
   }
   return scorer;
+}
+
+ScorerSpec LearnedScorer::read_spec(const std::string& dir) {
+  const nlohmann::json m = read_manifest(dir);
+  try {
+    const auto b = m.find("base_model");
+    if (b == m.end() || !b->is_object()) throw Error("key \"base_model\" is missing or not an object");
+    ScorerSpec spec;
+    spec.base_model = {manifest_field<std::string>(*b, "architecture"), manifest_field<int64_t>(*b, "layers"),
+                       manifest_field<int64_t>(*b, "heads"),
+                       manifest_field<int64_t>(*b, "kv_heads"),
+                       manifest_field<int64_t>(*b, "head_dim"),
+                       manifest_field<std::string>(*b, "config_sha256")};
+    spec.group = manifest_field<int64_t>(m, "group_size");
+    spec.features = parse_feature_set(manifest_field<std::string>(m, "features"));
+    spec.schedule = {manifest_field<int64_t>(m, "budget"), manifest_field<int64_t>(m, "interval")};
+    spec.hidden = manifest_field<int64_t>(m, "hidden");
+    spec.schedule.validate();
+    // The manifest repeats the layout; copies that disagree mean it was not written by save().
+    const ModelFingerprint& f = spec.base_model;
+    if (f.kv_heads <= 0 || spec.group <= 0 || f.heads != spec.group * f.kv_heads) {
+      throw Error("key \"group_size\" is " + std::to_string(spec.group) + ", expected base_model heads / kv_heads (" +
+                  std::to_string(f.heads) + " / " + std::to_string(f.kv_heads) + ")");
+    }
+    for (const auto& [key, want] : {std::pair<const char*, int64_t>{"layers", f.layers}, {"kv_heads", f.kv_heads},
+                                    {"head_dim", f.head_dim}}) {
+      const int64_t got = manifest_field<int64_t>(m, key);
+      if (got != want) {
+        throw Error("key \"" + std::string(key) + "\" is " + std::to_string(got) + ", expected " +
+                    std::to_string(want) + " as in base_model");
+      }
+    }
+    if (m.value("feature_order", nlohmann::json()) != nlohmann::json(feature_names(f.head_dim, spec.group))) {
+      throw Error("key \"feature_order\" is not the " + std::to_string(spec.input_dim()) +
+                  " columns k0.., v0.., max_h0.. .. cum_decay_h" + std::to_string(spec.group - 1) + " of head_dim " +
+                  std::to_string(f.head_dim) + " and group_size " + std::to_string(spec.group));
+    }
+    return spec;
+  } catch (const Error& e) {
+    throw Error((fs::path(dir) / "scorer.json").string() + ": " + e.what());
+  }
+}
+
+std::string LearnedScorer::read_provenance(const std::string& dir) {
+  const nlohmann::json m = read_manifest(dir);
+  if (!m.contains("provenance")) {
+    throw Error((fs::path(dir) / "scorer.json").string() + ": key \"provenance\" is missing");
+  }
+  return m.at("provenance").dump();
 }
 
 }  // namespace foresight

@@ -45,6 +45,12 @@ class LearnedScorer : public EvictionPolicy {
   void save(const std::string& dir, const std::string& provenance_json) const;
   // Refuses a checkpoint of another base model, feature set or schedule than `expected` asks for.
   static LearnedScorer load(const std::string& dir, const ScorerSpec& expected);
+  // What a checkpoint's manifest says it was trained for, so that a reader that does not know the
+  // model in advance (export) can pass it to load(). Refuses a manifest with a missing or malformed
+  // field, or a feature order that does not match its own layout.
+  static ScorerSpec read_spec(const std::string& dir);
+  // The manifest's `provenance` object as JSON text.
+  static std::string read_provenance(const std::string& dir);
 
  private:
   struct Layer {

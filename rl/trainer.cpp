@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/sha256.h"
 #include "golden/golden_file.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
@@ -65,8 +66,15 @@ void check_trace_lengths(const GoldenFileReader& golden, const GrpoConfig& cfg) 
   }
 }
 
-std::string provenance(const GrpoConfig& cfg, int64_t step) {
-  return nlohmann::json{{"stage", "grpo"}, {"step", step}, {"golden", cfg.golden}, {"init_scorer", cfg.init_scorer},
+// golden_sha256 pins the data; the init scorer's own provenance carries the SFT run's.
+std::string provenance(const GrpoConfig& cfg, const std::string& golden_sha256, const std::string& init_provenance,
+                       int64_t step) {
+  return nlohmann::json{{"stage", "grpo"},
+                        {"step", step},
+                        {"golden", cfg.golden},
+                        {"golden_sha256", golden_sha256},
+                        {"init_scorer", cfg.init_scorer},
+                        {"init_scorer_provenance", nlohmann::json::parse(init_provenance)},
                         {"config", cfg.yaml}}
       .dump();
 }
@@ -92,6 +100,8 @@ void run_grpo(const GrpoConfig& cfg) {
   const EvictionSchedule schedule = golden.header().schedule;
   const ScorerSpec spec{base.fingerprint, base.checkpoint.config.group_size(), cfg.features, schedule};
   LearnedScorer reference = LearnedScorer::load(cfg.init_scorer, spec);
+  const std::string init_provenance = LearnedScorer::read_provenance(cfg.init_scorer);
+  const std::string golden_sha256 = sha256_file_hex(cfg.golden);
   const std::vector<std::string> ids = shuffled(golden.trace_ids(), cfg.seed);
   if (ids.empty()) throw Error(cfg.golden + " holds no complete traces");
 
@@ -218,7 +228,8 @@ void run_grpo(const GrpoConfig& cfg) {
                << std::flush;
       bar->advance();
       if ((step + 1) % cfg.save_every == 0 || step + 1 == cfg.max_steps) {
-        save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), policy, provenance(cfg, step + 1), &adam, step + 1);
+        save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), policy,
+                        provenance(cfg, golden_sha256, init_provenance, step + 1), &adam, step + 1);
         prune_checkpoints(out_dir, cfg.keep_last_n);
       }
     }
@@ -226,7 +237,8 @@ void run_grpo(const GrpoConfig& cfg) {
   }
   if (writer) {
     bar->finish();
-    save_checkpoint(out_dir / "final", policy, provenance(cfg, cfg.max_steps), nullptr, cfg.max_steps);
+    save_checkpoint(out_dir / "final", policy, provenance(cfg, golden_sha256, init_provenance, cfg.max_steps), nullptr,
+                    cfg.max_steps);
     std::fprintf(stderr, "grpo: done; scorer in %s\n", (out_dir / "final").c_str());
   }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a built-in tiny default: install what is missing, build, create a
-# tiny checkpoint, generate a few sample traces from it, and score them with the full cache.
-# then golden -> SFT -> GRPO; export and evaluation join this pipeline as they land.
+# tiny checkpoint, generate sample traces from it, score them with the full cache, then golden ->
+# SFT -> GRPO -> evaluation of the trained scorer against the baselines.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$FORESIGHT_ROOT/scripts/setup.sh"
@@ -63,4 +63,9 @@ for r in rows[:3] + rows[-2:]:
     print(f"{r['step']:>5}{r['reward']:>9.3f}{r['reward_std']:>12.3f}{r['spike_rate']:>12.3f}"
           f"{r['nll_increase']:>14.3f}{r['kl']:>10.2e}")
 PY
+
+echo "== 7. evaluation: every policy at B 32/64/128 (W 8) on 4 traces -> $work/eval"
+"$FORESIGHT_BIN/foresight-eval" --config "$FORESIGHT_ROOT/configs/eval/tiny.yaml" \
+  model="$work/model" golden="$work/golden.h5" scorer="$work/grpo/final" output_dir="$work/eval" max_traces=4
+"$FORESIGHT_VENV/bin/python" "$FORESIGHT_ROOT/eval/plot_results.py" "$work/eval"
 echo "demo: ok (outputs in $work)"

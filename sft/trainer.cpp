@@ -11,6 +11,7 @@
 #include "cache/budgeted_runner.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/sha256.h"
 #include "golden/golden_file.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
@@ -85,8 +86,14 @@ BatchResult run_batch(const Transformer& model, LearnedScorer& scorer, const Gol
   return {loss, rows ? overlap_sum / static_cast<double>(rows) : 0.0, tokens};
 }
 
-std::string provenance(const SftConfig& cfg, int64_t step) {
-  return nlohmann::json{{"stage", "sft"}, {"step", step}, {"golden", cfg.golden}, {"config", cfg.yaml}}.dump();
+// golden_sha256 pins the data the scorer learned from, wherever the golden file moves.
+std::string provenance(const SftConfig& cfg, const std::string& golden_sha256, int64_t step) {
+  return nlohmann::json{{"stage", "sft"},
+                        {"step", step},
+                        {"golden", cfg.golden},
+                        {"golden_sha256", golden_sha256},
+                        {"config", cfg.yaml}}
+      .dump();
 }
 
 }  // namespace
@@ -94,6 +101,7 @@ std::string provenance(const SftConfig& cfg, int64_t step) {
 void run_sft(const SftConfig& cfg) {
   // Everything that can refuse the run is checked before the first step.
   const GoldenFileReader golden(cfg.golden);
+  const std::string golden_sha256 = sha256_file_hex(cfg.golden);
   const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
   const Checkpoint& ckpt = base.checkpoint;
   const ModelFingerprint& model_fp = base.fingerprint;
@@ -156,13 +164,14 @@ void run_sft(const SftConfig& cfg) {
     const bool last = step + 1 == cfg.max_steps;
     if ((step + 1) % cfg.eval_every == 0 || last) evaluate(step + 1, bar);
     if ((step + 1) % cfg.save_every == 0 || last) {
-      save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), scorer, provenance(cfg, step + 1), &adam, step + 1);
+      save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), scorer, provenance(cfg, golden_sha256, step + 1),
+                      &adam, step + 1);
       last_good = step + 1;
       prune_checkpoints(out_dir, cfg.keep_last_n);
     }
   }
   bar.finish();
-  save_checkpoint(out_dir / "final", scorer, provenance(cfg, cfg.max_steps), nullptr, cfg.max_steps);
+  save_checkpoint(out_dir / "final", scorer, provenance(cfg, golden_sha256, cfg.max_steps), nullptr, cfg.max_steps);
   std::fprintf(stderr, "sft: done; scorer in %s\n", (out_dir / "final").c_str());
 }
 

@@ -61,5 +61,16 @@ TEST(Sha256, MatchesPublishedVectors) {
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
+TEST(Sha256, FileHashEqualsTheHashOfItsBytes) {
+  // Longer than the reader's 1 MiB buffer and not a multiple of 64, so pieces and padding both matter.
+  std::string bytes;
+  for (int i = 0; i < (1 << 20) + 1000; ++i) bytes.push_back(static_cast<char>((i * 7 + i / 251) & 0xff));
+  const std::string path = (std::filesystem::temp_directory_path() / "foresight_test_sha256.bin").string();
+  std::ofstream(path, std::ios::binary) << bytes;
+  EXPECT_EQ(sha256_file_hex(path), sha256_hex(bytes));
+  EXPECT_NE(error_of([] { sha256_file_hex("/nonexistent/golden.h5"); }).find("/nonexistent/golden.h5"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace foresight

@@ -104,6 +104,13 @@ TEST(LearnedScorer, MatchesTheMlpWrittenOutAndRoundTrips) {
   scorer.save(dir, R"({"stage": "test"})");
   LearnedScorer back = LearnedScorer::load(dir, spec());
   EXPECT_TRUE(at::equal(back.forward(1, x), scorer.forward(1, x)));
+  const ScorerSpec read = LearnedScorer::read_spec(dir);
+  EXPECT_EQ(read.base_model, spec().base_model);
+  EXPECT_EQ(read.group, spec().group);
+  EXPECT_EQ(read.features, spec().features);
+  EXPECT_EQ(read.schedule.budget, spec().schedule.budget);
+  EXPECT_EQ(read.schedule.interval, spec().schedule.interval);
+  EXPECT_EQ(LearnedScorer::read_provenance(dir), R"({"stage":"test"})");
 
   ScorerSpec other_model = spec();
   other_model.base_model.config_sha256 = "def";

@@ -1,0 +1,47 @@
+// foresight-export: a trained scorer checkpoint as the files an inference engine, or the authors'
+// evaluation harness, loads (DESIGN.md §8; the formats are in data/README.md).
+#include <cstdio>
+
+#include "common/cli_options.h"
+#include "policy/scorer_export.h"
+
+using namespace foresight;
+
+namespace {
+
+constexpr const char* kAbout = R"(Exports a scorer checkpoint (OUTPUT_DIR/final or OUTPUT_DIR/step_N of
+foresight-train sft|grpo) to a directory holding the weights, manifest.json (feature order and
+definitions, B, W, sampling rule, head layout, base-model fingerprint, training provenance) and
+optional test vectors. The directory appears only when complete; an existing one is replaced.
+Formats: data/README.md. Using the scorer in an engine: README.md.)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_command([&] {
+    cxxopts::Options o("foresight-export", kAbout);
+    o.add_options()("checkpoint", "scorer checkpoint directory: scorer.safetensors + scorer.json",
+                    cxxopts::value<std::string>())(
+        "out", "directory to write", cxxopts::value<std::string>())(
+        "format",
+        "native: scorer.safetensors with our names (layers.{i}.fc1.weight ...); reference: judge.safetensors with "
+        "the authors' names (model.layers.{i}.self_attn.judge_model.fc1.weight ...), only for a scorer trained "
+        "with features: reference",
+        cxxopts::value<std::string>()->default_value("native"))(
+        "model", "HF checkpoint directory; refuse unless the scorer was trained for it (layout and config.json hash)",
+        cxxopts::value<std::string>())(
+        "test-vectors",
+        "N > 0: also write test_vectors.safetensors, N seeded random candidates per layer and KV head with this "
+        "scorer's scores, to check an engine's implementation against",
+        cxxopts::value<int64_t>()->default_value("0"));
+    const auto r = parse_options(o, argc, argv);
+    ExportRequest request;
+    request.checkpoint = required<std::string>(r, "checkpoint");
+    request.out = required<std::string>(r, "out");
+    request.format = parse_export_format(r["format"].as<std::string>());
+    if (r.count("model")) request.model = r["model"].as<std::string>();
+    request.test_vectors = r["test-vectors"].as<int64_t>();
+    export_scorer(request);
+    std::fprintf(stderr, "export: wrote %s\n", request.out.c_str());
+  });
+}

@@ -1,0 +1,78 @@
+#include "eval/eval_config.h"
+
+#include "common/config.h"
+#include "common/error.h"
+#include "model/runtime_config.h"
+#include "policy/registry.h"
+
+namespace foresight {
+
+namespace {
+
+// `budgets` items: B (with the config's `interval`) or "B/W".
+EvictionSchedule parse_budget(const Config& c, const std::string& item, int64_t interval) {
+  EvictionSchedule s{0, interval};
+  const auto slash = item.find('/');
+  try {
+    std::size_t used = 0;
+    s.budget = std::stoll(item.substr(0, slash), &used);
+    if (used != item.substr(0, slash).size()) throw std::invalid_argument(item);
+    if (slash == std::string::npos && interval == 0) {
+      c.fail("budgets", "has \"" + item + "\" without its W, and there is no interval key to take it from");
+    }
+    if (slash != std::string::npos) {
+      s.interval = std::stoll(item.substr(slash + 1), &used);
+      if (used != item.size() - slash - 1) throw std::invalid_argument(item);
+    }
+  } catch (const std::logic_error&) {
+    c.fail("budgets", "has \"" + item + "\", expected a budget B or \"B/W\"");
+  }
+  try {
+    s.validate();
+  } catch (const Error& e) {
+    c.fail("budgets", "has \"" + item + "\": " + e.what());
+  }
+  return s;
+}
+
+}  // namespace
+
+EvalConfig parse_eval_config(const Config& c) {
+  c.check_known_keys({"model", "golden", "output_dir", "scorer", "device", "dtype", "policies", "budgets", "interval",
+                      "max_traces", "reward.threshold", "reward.exclude_fraction", "seed", "expect_model.*"});
+  EvalConfig r;
+  r.model = c.string("model");
+  r.golden = c.string("golden");
+  r.output_dir = c.string("output_dir");
+  r.scorer = c.optional_string("scorer").value_or("");
+  r.runtime = parse_runtime_options(c);
+  std::vector<std::string> all;
+  for (const PolicyPreset& p : policy_presets()) {
+    if (!p.needs_scorer || !r.scorer.empty()) all.push_back(p.name);
+  }
+  r.policies = c.scalar_list("policies", all);
+  for (const std::string& name : r.policies) {
+    const PolicyPreset* preset = nullptr;
+    try {
+      preset = &find_policy(name);
+    } catch (const Error& e) {
+      c.fail("policies", std::string("has ") + e.what());
+    }
+    if (preset->needs_scorer && r.scorer.empty()) {
+      c.fail("policies", "lists " + name + ", which needs a trained scorer: set scorer=DIR");
+    }
+  }
+  const int64_t interval = c.positive_int("interval", 0);
+  for (const std::string& item : c.scalar_list("budgets", {})) r.schedules.push_back(parse_budget(c, item, interval));
+  if (r.schedules.empty()) c.fail("budgets", "is missing (expected a list such as [32, 64, \"128/16\"])");
+  r.max_traces = c.non_negative_int("max_traces", 0);
+  r.reward.threshold = c.positive_number("reward.threshold", r.reward.threshold);
+  r.reward.exclude_fraction = c.non_negative_number("reward.exclude_fraction", r.reward.exclude_fraction);
+  if (r.reward.exclude_fraction >= 1) c.fail("reward.exclude_fraction", "is " + c.string("reward.exclude_fraction") + ", expected a fraction below 1");
+  r.seed = static_cast<uint64_t>(c.non_negative_int("seed", 0));
+  r.expect = parse_model_expectation(c);
+  r.yaml = c.yaml();
+  return r;
+}
+
+}  // namespace foresight

@@ -1,0 +1,204 @@
+#include "eval/sweep.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/atomic_output.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "eval/eval_config.h"
+#include "eval/evaluate.h"
+#include "golden/golden_file.h"
+#include "model/transformer.h"
+#include "policy/scorer.h"
+#include "train/run_state.h"
+
+namespace foresight {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Cell {
+  const PolicyPreset* preset;
+  EvictionSchedule schedule;
+  fs::path dir;
+};
+
+// "B64_W8"
+std::string schedule_folder(const EvictionSchedule& s) {
+  char name[48];
+  std::snprintf(name, sizeof name, "B%lld_W%lld", static_cast<long long>(s.budget), static_cast<long long>(s.interval));
+  return name;
+}
+
+// What a cell's result depends on; a cell whose config.yaml says otherwise is recomputed.
+std::string cell_config(const EvalConfig& cfg, const Cell& c, const std::vector<std::string>& traces) {
+  std::ostringstream s;
+  s << "policy: " << c.preset->name << "\nbudget: " << c.schedule.budget << "\ninterval: " << c.schedule.interval
+    << "\nmodel: " << cfg.model << "\ngolden: " << cfg.golden << "\nscorer: \"" << cfg.scorer << "\"\ntraces: "
+    << traces.size() << "\nreward_threshold: " << cfg.reward.threshold
+    << "\nreward_exclude_fraction: " << cfg.reward.exclude_fraction << "\nseed: " << cfg.seed << "\n";
+  return s.str();
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+nlohmann::json metrics_json(const Cell& c, const PolicyMetrics& m, double seconds) {
+  const auto overlap = m.golden_overlap();
+  return {{"policy", c.preset->name},
+          {"budget", c.schedule.budget},
+          {"interval", c.schedule.interval},
+          {"mean_nll_increase", m.mean_nll_increase()},
+          {"spike_rate", m.spike_rate()},
+          {"penalty", m.penalty()},
+          {"golden_overlap", overlap ? nlohmann::json(*overlap) : nlohmann::json(nullptr)},
+          {"traces", m.traces()},
+          {"tokens", m.tokens()},
+          {"scored_positions", m.scored()},
+          {"seconds", seconds}};
+}
+
+// Golden Eviction for `schedule`: the file's own when the schedules agree, else replayed from the
+// stored attention when the file keeps it; otherwise unknown.
+std::optional<OracleTrace> oracle_for(const GoldenFileReader& golden, GoldenTrace& trace, const EvictionSchedule& s) {
+  const EvictionSchedule& own = golden.header().schedule;
+  if (own.budget == s.budget && own.interval == s.interval) return OracleTrace{trace.drop_slots, trace.oracle_scores};
+  if (!golden.header().keep_attention) return std::nullopt;
+  GoldenTrace replayed;
+  replay_oracle(trace.attention, s, replayed);
+  return OracleTrace{replayed.drop_slots, replayed.oracle_scores};
+}
+
+void write_results(const fs::path& out_dir, const std::vector<nlohmann::json>& rows) {
+  {
+    AtomicOutput json((out_dir / "results.json").string());
+    std::ofstream(json.temp_path()) << nlohmann::json(rows).dump(2) << "\n";
+    json.commit();
+  }
+  AtomicOutput csv((out_dir / "results.csv").string());
+  std::ofstream f(csv.temp_path());
+  const char* columns[] = {"policy", "budget", "interval", "mean_nll_increase", "spike_rate", "penalty",
+                           "golden_overlap", "traces", "tokens", "seconds"};
+  for (std::size_t i = 0; i < std::size(columns); ++i) f << (i ? "," : "") << columns[i];
+  f << "\n";
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < std::size(columns); ++i) {
+      const auto& v = r.at(columns[i]);
+      f << (i ? "," : "") << (v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    f << "\n";
+  }
+  f.close();
+  csv.commit();
+}
+
+void print_table(const std::vector<nlohmann::json>& rows) {
+  std::printf("| policy | B | W | mean NLL increase | spike rate | penalty | golden overlap |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : rows) {
+    const auto& o = r.at("golden_overlap");
+    char overlap[16] = "";
+    if (!o.is_null()) std::snprintf(overlap, sizeof overlap, "%.3f", o.get<double>());
+    std::printf("| %s | %lld | %lld | %.4f | %.4f | %.4f | %s |\n", r.at("policy").get<std::string>().c_str(),
+                static_cast<long long>(r.at("budget").get<int64_t>()), static_cast<long long>(r.at("interval").get<int64_t>()),
+                r.at("mean_nll_increase").get<double>(), r.at("spike_rate").get<double>(), r.at("penalty").get<double>(),
+                overlap);
+  }
+}
+
+}  // namespace
+
+void run_sweep(const EvalConfig& cfg) {
+  // Everything that can refuse the sweep is checked before the first cell.
+  const GoldenFileReader golden(cfg.golden);
+  const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
+  std::vector<std::string> traces = golden.trace_ids();
+  if (cfg.max_traces > 0 && static_cast<int64_t>(traces.size()) > cfg.max_traces) traces.resize(static_cast<std::size_t>(cfg.max_traces));
+  if (traces.empty()) throw Error(cfg.golden + " holds no complete traces");
+  std::optional<LearnedScorer> scorer;
+  FeatureSet features = FeatureSet::Recency;
+  if (!cfg.scorer.empty()) {
+    // The scorer is applied at every budget of the sweep, whatever budget it was trained for; its
+    // base model must be this one.
+    ScorerSpec spec = LearnedScorer::read_spec(cfg.scorer);
+    spec.base_model = base.fingerprint;
+    scorer.emplace(LearnedScorer::load(cfg.scorer, spec));
+    features = scorer->spec().features;
+  }
+  std::vector<Cell> cells;
+  for (const std::string& name : cfg.policies) {
+    const PolicyPreset& preset = find_policy(name);
+    for (const EvictionSchedule& s : cfg.schedules) {
+      const EvictionSchedule& own = golden.header().schedule;
+      if (preset.needs_oracle && !golden.header().keep_attention && (own.budget != s.budget || own.interval != s.interval)) {
+        std::fprintf(stderr, "eval: skipping golden at B %lld, W %lld: %s has the oracle only for B %lld, W %lld "
+                     "(record it with keep_attention: true to replay others)\n", static_cast<long long>(s.budget),
+                     static_cast<long long>(s.interval), cfg.golden.c_str(), static_cast<long long>(own.budget),
+                     static_cast<long long>(own.interval));
+        continue;
+      }
+      cells.push_back({&preset, s, fs::path(cfg.output_dir) / "runs" / name / schedule_folder(s)});
+    }
+  }
+
+  const Transformer model(base.checkpoint, cfg.runtime);
+  if (scorer) scorer->to(model.options().device());
+  std::vector<nlohmann::json> rows;
+  std::vector<const Cell*> todo;
+  for (const Cell& c : cells) {
+    const bool done = fs::exists(c.dir / "result.json") && read_text(c.dir / "config.yaml") == cell_config(cfg, c, traces);
+    if (done) rows.push_back(nlohmann::json::parse(read_text(c.dir / "result.json")));
+    else todo.push_back(&c);
+  }
+  std::fprintf(stderr, "eval: %zu policies x %zu budgets over %zu traces: %zu cells to run, %zu done before\n",
+               cfg.policies.size(), cfg.schedules.size(), traces.size(), todo.size(), cells.size() - todo.size());
+
+  ProgressBar bar("eval", static_cast<int64_t>(todo.size() * traces.size()), "trace");
+  for (const Cell* c : todo) {
+    fs::create_directories(c->dir);
+    std::ofstream(c->dir / "config.yaml") << cell_config(cfg, *c, traces);
+    const auto t0 = std::chrono::steady_clock::now();
+    PolicyMetrics metrics;
+    for (std::size_t i = 0; i < traces.size(); ++i) {
+      GoldenTrace g = golden.read(traces[i]);
+      const std::vector<int64_t> ids = token_ids(g.tokens);
+      std::optional<OracleTrace> oracle = oracle_for(golden, g, c->schedule);
+      PolicyInputs inputs{scorer ? &*scorer : nullptr, oracle ? oracle->oracle_scores : at::Tensor(), cfg.seed + i};
+      metrics.add(evaluate_trace(model, {ids, g.nll, g.entropy, oracle}, c->schedule, features, *c->preset, inputs,
+                                 cfg.reward, cfg.seed + i));
+      bar.advance();
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const nlohmann::json row = metrics_json(*c, metrics, secs);
+    AtomicOutput result((c->dir / "result.json").string());
+    std::ofstream(result.temp_path()) << row.dump(2) << "\n";
+    result.commit();
+    rows.push_back(row);
+  }
+  bar.finish();
+  // Table order: the config's policies, then budgets.
+  std::vector<nlohmann::json> ordered;
+  for (const Cell& c : cells) {
+    for (const auto& r : rows) {
+      if (r.at("policy") == c.preset->name && r.at("budget") == c.schedule.budget && r.at("interval") == c.schedule.interval) {
+        ordered.push_back(r);
+      }
+    }
+  }
+  write_results(cfg.output_dir, ordered);
+  print_table(ordered);
+}
+
+}  // namespace foresight

@@ -1,0 +1,15 @@
+#include "policy/golden_replay.h"
+
+#include "common/error.h"
+
+namespace foresight {
+
+at::Tensor GoldenReplay::score(const StepView& view) {
+  if (view.layer >= oracle_scores_.size(0) || view.step >= oracle_scores_.size(1)) {
+    throw Error("the oracle's scores cover " + std::to_string(oracle_scores_.size(1)) + " steps; step " +
+                std::to_string(view.step) + " was asked for");
+  }
+  return oracle_scores_[view.layer][view.step].to(view.positions.device());
+}
+
+}  // namespace foresight

@@ -1,0 +1,162 @@
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "cache/budgeted_runner.h"
+#include "policy/drop_selection.h"
+#include "policy/features.h"
+#include "policy/golden_replay.h"
+#include "policy/h2o.h"
+#include "policy/random_policy.h"
+#include "policy/registry.h"
+#include "policy/rkv.h"
+#include "policy/scorer.h"
+#include "policy/snapkv.h"
+#include "policy/streaming_llm.h"
+#include "policy/tova.h"
+#include "tiny_model.h"
+
+namespace foresight {
+namespace {
+
+using test_support::random_ids;
+using test_support::tiny_model;
+
+// One KV head with G = 2 query heads, a chunk of T = 4 queries, B = 8 candidates at positions
+// 0..7, head_dim 2. Each test sets the input its policy reads and knows the right drops (W = 2).
+struct HandStep {
+  at::Tensor probs = at::full({1, 2, 4, 8}, 0.1f);  // [Hkv, G, T, B]
+  at::Tensor cum = at::ones({1, 8, 2});
+  at::Tensor keys = at::randn({1, 8, 2});
+  at::Tensor positions = at::arange(8, at::kLong).unsqueeze(0);
+
+  StepView view() const {
+    const at::Tensor features = candidate_features(probs, cum, cum, keys, at::zeros({1, 8, 2}), FeatureSet::Recency);
+    return {0, 0, features, positions, probs};
+  }
+};
+
+at::Tensor slots(std::vector<int64_t> s) { return at::tensor(s, at::kLong).unsqueeze(0); }
+
+at::Tensor drops(EvictionPolicy& p, const HandStep& s) { return top_w(p.score(s.view()), 2); }
+
+TEST(Baselines, StreamingLlmDropsTheOldestAfterTheFourSinks) {
+  HandStep s;
+  StreamingLlm p(4);
+  EXPECT_TRUE(at::equal(drops(p, s), slots({4, 5})));
+  s.positions = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 40, 9, 12, 30}).unsqueeze(0);  // after compaction
+  EXPECT_TRUE(at::equal(drops(p, s), slots({5, 6})));
+}
+
+TEST(Baselines, H2oDropsTheLeastAccumulatedAttention) {
+  HandStep s;
+  s.cum[0][3][0] = 0.2;  // slot 3: 0.2 + 1.0; slot 6: 0.1 + 0.3; the rest 2.0
+  s.cum[0][6][0] = 0.1;
+  s.cum[0][6][1] = 0.3;
+  EXPECT_TRUE(at::equal(drops(*std::make_unique<H2o>(), s), slots({3, 6})));
+}
+
+TEST(Baselines, TovaDropsWhatTheNewestQueryIgnores) {
+  HandStep s;
+  s.probs.select(2, 3).select(2, 1).fill_(0.0);  // the last query ignores slots 1 and 7 (both heads)
+  s.probs.select(2, 3).select(2, 7).fill_(0.01);
+  s.probs.select(2, 0).select(2, 2).fill_(0.0);  // an earlier query ignoring slot 2 does not count
+  Tova p;
+  EXPECT_TRUE(at::equal(drops(p, s), slots({1, 7})));
+}
+
+TEST(Baselines, SnapKvKeepsTheNeighboursOfAttendedSlots) {
+  HandStep s;
+  s.probs.fill_(0.01);
+  s.probs.select(3, 1).fill_(0.5);  // slot 1 is attended; max-pooling (kernel 7) protects slots 0..4
+  s.probs.select(3, 6).fill_(0.02);  // slot 6 a little: 5 and 7 inherit it, so 5 and 7 tie with 6...
+  s.probs.select(3, 7).fill_(0.0);   // ...except that 7's own 0 does not lower the pooled max
+  SnapKv p(32, 7);
+  const at::Tensor d = drops(p, s);
+  // Pooled votes: slots 0-4 get slot 1's, slots 3-7 get slot 6's at most; 5, 6, 7 all get 6's: a
+  // three-way tie broken to the lower slots.
+  EXPECT_TRUE(at::equal(d, slots({5, 6})));
+  SnapKv narrow(32, 1);  // without pooling: the raw votes, slot 7 (0) and slot 0 (0.01, ties to lower)
+  EXPECT_TRUE(at::equal(drops(narrow, s), slots({0, 7})));
+}
+
+TEST(Baselines, RkvDropsRedundantKeys) {
+  HandStep s;
+  s.keys = at::tensor({1.f, 0.f, 0.f, 1.f, -1.f, 0.f, 0.f, -1.f, 0.7f, 0.7f, 0.7f, 0.7f, -0.7f, 0.7f, 0.7f, -0.7f})
+               .view({1, 8, 2});  // slots 4 and 5 are the same direction: the most redundant pair
+  Rkv p(0.1);
+  EXPECT_TRUE(at::equal(drops(p, s), slots({4, 5})));
+  s.probs.select(3, 4).fill_(5.0);  // with lambda 1, attention alone decides: 4 is now the most kept
+  Rkv attention_only(1.0);
+  EXPECT_FALSE(at::equal(drops(attention_only, s), slots({4, 5})));
+}
+
+TEST(Baselines, RandomRepeatsWithItsSeedAndVariesAcrossSeeds) {
+  HandStep s;
+  RandomPolicy a(5), b(5), c(6);
+  const at::Tensor sa = a.score(s.view());
+  EXPECT_TRUE(at::equal(sa, b.score(s.view())));
+  EXPECT_FALSE(at::equal(sa, c.score(s.view())));
+}
+
+TEST(Baselines, GoldenReplayReturnsTheOraclesScores) {
+  HandStep s;
+  const at::Tensor oracle = at::randn({1, 1, 1, 8});
+  GoldenReplay p(oracle);
+  EXPECT_TRUE(at::equal(p.score(s.view()), oracle[0][0]));
+}
+
+TEST(Registry, UnknownNamesListTheKnownOnes) {
+  try {
+    find_policy("h3o");
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("known policies: streaming_llm, h2o, snapkv, tova, rkv, random, golden, "
+                                         "foresight, foresight_sampled"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// Checks at every step of a real run that the policy's drops are exactly its W highest scores
+// (no kept candidate outranks a dropped one) and never among the newest W tokens.
+class CheckedDrops : public DropDecider {
+ public:
+  CheckedDrops(EvictionPolicy& policy, const EvictionSchedule& s) : policy_(policy), schedule_(s) {}
+  at::Tensor decide(const StepView& view) override {
+    const at::Tensor scores = policy_.score(view);
+    const at::Tensor d = top_w(scores, schedule_.interval);
+    const at::Tensor dropped = at::zeros_like(scores, at::kBool).scatter_(1, d, true);
+    const at::Tensor kept_max = std::get<0>(scores.masked_fill(dropped, -std::numeric_limits<float>::infinity()).max(1));
+    const at::Tensor dropped_min = std::get<0>(scores.masked_fill(~dropped, std::numeric_limits<float>::infinity()).min(1));
+    EXPECT_TRUE((dropped_min >= kept_max).all().item<bool>()) << policy_.name() << " step " << view.step;
+    const int64_t newest = schedule_.budget + view.step * schedule_.interval;  // first position of the newest chunk
+    EXPECT_TRUE((view.positions.gather(1, d) < newest).all().item<bool>()) << policy_.name();
+    ++steps;
+    return d;
+  }
+  int64_t steps = 0;
+
+ private:
+  EvictionPolicy& policy_;
+  EvictionSchedule schedule_;
+};
+
+TEST(Registry, EveryPolicyDropsItsTopWAndNeverTheNewestChunk) {
+  const Transformer model = tiny_model("baselines", 4, 2);
+  const auto ids = random_ids(60, 9);
+  const EvictionSchedule schedule{16, 8};
+  const ModelConfig& c = model.config();
+  LearnedScorer scorer({{"qwen3", c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, "t"}, 2, FeatureSet::Recency, schedule}, 1);
+  const at::Tensor oracle = at::randn({2, schedule.steps(60), 2, 16});
+  for (const PolicyPreset& preset : policy_presets()) {
+    const auto policy = make_policy(preset, {&scorer, oracle, 3});
+    CheckedDrops decider(*policy, schedule);
+    run_budgeted(model, ids, schedule, FeatureSet::Recency, decider);
+    EXPECT_EQ(decider.steps, 2 * schedule.steps(60)) << preset.name;
+  }
+}
+
+}  // namespace
+}  // namespace foresight

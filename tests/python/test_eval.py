@@ -1,0 +1,148 @@
+"""foresight-eval end to end: its output contract and resume, an independent check of its metrics
+(StreamingLLM eviction rebuilt as an attention mask for HF transformers), the oracle above random,
+and bad input."""
+import csv
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from conftest import BUDGET, INTERVAL, ROOT, expect_error, make_golden, run
+
+TINY = ROOT / "configs" / "eval" / "tiny.yaml"
+SFT = ROOT / "configs" / "sft" / "tiny.yaml"
+POLICIES = ["streaming_llm", "h2o", "snapkv", "tova", "rkv", "random", "golden", "foresight", "foresight_sampled"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    model, golden = make_golden(tmp, "model", seed=0, traces=12)
+    run("foresight-train", "sft", "--config", SFT, f"model={model}", f"golden={golden}", f"output_dir={tmp / 'sft'}",
+        "max_steps=2")
+    return model, golden, tmp / "sft" / "final"
+
+
+def evaluate(model, golden, out, *extra, check=True):
+    return run("foresight-eval", "--config", TINY, f"model={model}", f"golden={golden}", f"output_dir={out}", *extra,
+               check=check)
+
+
+def test_sweep_contract_and_resume(data, tmp_path):
+    model, golden, scorer = data
+    out = tmp_path / "out"
+    first = evaluate(model, golden, out, f"scorer={scorer}", "budgets=[32, 64]", "max_traces=2")
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:7] == ["policy", "budget", "interval", "mean_nll_increase", "spike_rate", "penalty",
+                                 "golden_overlap"]
+    assert sorted({r["policy"] for r in rows}) == sorted(POLICIES)
+    # The oracle is known only at the golden file's own schedule.
+    assert [r["budget"] for r in rows if r["policy"] == "golden"] == [str(BUDGET)]
+    assert all((r["golden_overlap"] == "") == (r["budget"] != str(BUDGET)) for r in rows)
+    assert next(r for r in rows if r["policy"] == "golden")["golden_overlap"] == "1.0"
+    assert "| policy | B | W |" in first.stdout and first.stdout.count("\n| ") == len(rows)
+    assert (out / "runs" / "h2o" / f"B32_W{INTERVAL}" / "config.yaml").exists()
+    results = json.loads((out / "results.json").read_text())
+    assert [r["policy"] for r in results] == [r["policy"] for r in rows]
+
+    again = evaluate(model, golden, out, f"scorer={scorer}", "budgets=[32, 64]", "max_traces=2")
+    assert f"0 cells to run, {len(rows)} done before" in again.stderr
+    assert json.loads((out / "results.json").read_text()) == results
+    # A changed setting reruns the cells it touches.
+    changed = evaluate(model, golden, out, f"scorer={scorer}", "budgets=[32, 64]", "max_traces=1")
+    assert f"{len(rows)} cells to run, 0 done before" in changed.stderr
+
+
+def streaming_llm_mask(length, budget, interval, sinks=4):
+    """The keys each query sees when the schedule of DESIGN.md §2 evicts as StreamingLLM does:
+    after each full chunk that more tokens follow, the `interval` oldest cached entries after the
+    sinks go. Built from the definition, without the toolkit's cache."""
+    visible = torch.zeros(length, length, dtype=torch.bool)
+    cache = []
+    start, step, steps = 0, 0, (length - budget - 1) // interval if length > budget + interval else 0
+    while start < length:
+        end = min(length, budget if start == 0 else start + interval)
+        for t in range(start, end):
+            visible[t, cache] = True
+            visible[t, start:t + 1] = True
+        cache += list(range(start, end))
+        if start > 0 and step < steps:
+            candidates = cache[:budget]
+            dropped = [p for p in candidates if p >= sinks][:interval]
+            cache = [p for p in cache if p not in dropped]
+            step += 1
+        start = end
+    return visible
+
+
+def test_metrics_match_an_independent_computation_with_transformers(data, tmp_path):
+    model, golden, _ = data
+    out = tmp_path / "out"
+    evaluate(model, golden, out, "policies=[streaming_llm]", f"budgets=[{BUDGET}]", "max_traces=1")
+    ours = json.loads((out / "runs" / "streaming_llm" / f"B{BUDGET}_W{INTERVAL}" / "result.json").read_text())
+
+    with h5py.File(golden) as f:
+        first = sorted(f["traces"])[0]
+        ids = torch.tensor(f["traces"][first]["tokens"][:], dtype=torch.long)
+        nll_full = f["traces"][first]["nll"][:].astype(np.float64)
+        entropy = f["traces"][first]["entropy"][:].astype(np.float64)
+    hf = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32, attn_implementation="eager")
+    mask = torch.where(streaming_llm_mask(len(ids), BUDGET, INTERVAL), 0.0, float("-inf"))[None, None]
+    with torch.no_grad():
+        logits = hf(ids[None], attention_mask=mask).logits[0].double()
+    nll_evict = torch.nn.functional.cross_entropy(logits[:-1], ids[1:], reduction="none").numpy()
+
+    offset = BUDGET + INTERVAL
+    tail = entropy[offset:]
+    kept = np.argsort(-tail, kind="stable")[int(len(tail) * 0.2):] + offset
+    d = nll_full[kept] - nll_evict[kept]
+    spikes = d < -1.5
+    assert ours["scored_positions"] == len(kept)
+    assert ours["mean_nll_increase"] == pytest.approx(float(np.mean(-d)), abs=1e-4)
+    assert ours["spike_rate"] == pytest.approx(float(np.mean(spikes)), abs=1e-9)
+    assert ours["penalty"] == pytest.approx(float(np.mean(d * d * spikes)), abs=1e-3)
+    assert ours["mean_nll_increase"] > 0.1  # eviction did change the predictions
+
+
+def test_golden_oracle_beats_random_on_spike_rate(data, tmp_path):
+    model, golden, _ = data
+    out = tmp_path / "out"
+    evaluate(model, golden, out, "policies=[golden, random]", f"budgets=[{BUDGET}]", "max_traces=0")
+    rows = {r["policy"]: r for r in json.loads((out / "results.json").read_text())}
+    print(f"spike rate over 12 traces: golden {rows['golden']['spike_rate']:.4f}, random {rows['random']['spike_rate']:.4f}")
+    assert rows["golden"]["spike_rate"] < rows["random"]["spike_rate"]
+    assert rows["random"]["golden_overlap"] == pytest.approx(INTERVAL / BUDGET, abs=0.03)
+
+
+def test_golden_file_without_nll_is_refused(data, tmp_path):
+    model, golden, _ = data
+    broken = tmp_path / "no-nll.h5"
+    shutil.copy(golden, broken)
+    with h5py.File(broken, "a") as f:
+        for trace in f["traces"].values():
+            del trace["nll"]
+    expect_error(evaluate(model, broken, tmp_path / "out", check=False), "dataset 'nll' is missing")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("override,text", [
+    ("policies=[h3o]", 'policy "h3o" is unknown; known policies: streaming_llm, h2o, snapkv, tova, rkv, random, golden,'),
+    ("budgets=[60]", 'budget (60) must be a multiple of interval (8)'),
+    ("budgets=[\"64/48\"]", 'budget (64) must be a multiple of interval (48)'),
+    ("policies=[foresight]", "which needs a trained scorer: set scorer=DIR"),
+    ("budget=[64]", 'key "budget" is not a known key'),
+])
+def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
+    model, golden, _ = data
+    expect_error(evaluate(model, golden, tmp_path / "out", override, check=False), text)
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_configs_validate():
+    for config in sorted((ROOT / "configs" / "eval").glob("*.yaml")):
+        assert "config ok" in run("foresight-eval", "--config", config, "--check").stdout
