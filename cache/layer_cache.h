@@ -8,7 +8,8 @@ namespace foresight {
 
 // One layer's budgeted KV cache: keys, values, absolute positions and the running attention totals
 // `cum` and `cum_decay` of every entry, compacted in place when entries are dropped. Attention is
-// computed here (not by SDPA) because the features need the probabilities themselves.
+// computed by chunk_attention (kernels/chunk_attention_op.h), not SDPA, because the features need
+// statistics of the probabilities themselves: the reference on CPU, the kernel on CUDA.
 class LayerCache {
  public:
   // Attends T new tokens (at absolute positions start..start+T-1) over the cache and themselves,
@@ -34,6 +35,7 @@ class LayerCache {
   at::Tensor cum_, cum_decay_;    // float32 [Hkv, S, G]
   at::Tensor positions_;          // int64 [Hkv, S]
   at::Tensor last_probs_;         // float32 [Hkv, G, T, S]: the last append's attention
+  ChunkStatistics last_stats_;    // float32 [Hkv, S, G] each: its statistics of every key
 };
 
 }  // namespace foresight

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include "kernels/block_attention_op.h"
 #include "model/token_metrics.h"
 #include "model/transformer.h"
 
@@ -31,7 +32,7 @@ GoldenTrace record_golden_trace(const Transformer& model, const std::vector<int6
   std::vector<OracleDrops> drops;
   std::vector<at::Tensor> kept;
   const AttentionFn recording = [&](int64_t, const LayerQKV& qkv) {
-    BlockAttention a = block_attention(qkv.q, qkv.k, qkv.v, options.schedule.interval, options.tiles);
+    BlockAttention a = block_attention_op(qkv.q, qkv.k, qkv.v, options.schedule.interval, options.tiles);
     drops.push_back(golden_eviction(a.blocks, options.schedule));
     if (options.keep_attention) kept.push_back(a.blocks.to(at::kCPU, at::kHalf));
     return a.output;

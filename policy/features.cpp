@@ -41,19 +41,33 @@ at::Tensor feature_keys(const at::Tensor& features, int64_t group) {
   return features.slice(-1, 0, (features.size(-1) - 8 * group) / 2);
 }
 
-at::Tensor candidate_features(const at::Tensor& probs, const at::Tensor& cum, const at::Tensor& cum_decay,
-                              const at::Tensor& keys, const at::Tensor& values, FeatureSet set) {
+ChunkStatistics ChunkStatistics::first(int64_t keys) const {
+  auto head = [&](const at::Tensor& x) { return x.slice(1, 0, keys); };
+  return {head(max), head(min), head(sum), head(sum16), head(sum8), head(sum32)};
+}
+
+ChunkStatistics chunk_statistics(const at::Tensor& probs) {
   const int64_t t = probs.size(2);
-  // Each statistic over the chunk's queries (dim 2), as [Hkv, B, G].
+  // Each statistic over the chunk's queries (dim 2), as [Hkv, S, G].
   auto over_queries = [](const at::Tensor& x) { return x.transpose(1, 2); };
   auto last = [&](int64_t n) { return over_queries(probs.slice(2, std::max<int64_t>(0, t - n)).sum(2)); };
-  const at::Tensor sum = over_queries(probs.sum(2));
+  return {over_queries(std::get<0>(probs.max(2))), over_queries(std::get<0>(probs.min(2))),
+          over_queries(probs.sum(2)), last(16), last(8), last(32)};
+}
+
+at::Tensor candidate_features(const ChunkStatistics& stats, const at::Tensor& cum, const at::Tensor& cum_decay,
+                              const at::Tensor& keys, const at::Tensor& values, FeatureSet set) {
   const bool recency = set == FeatureSet::Recency;
-  const at::Tensor stats = at::stack({over_queries(std::get<0>(probs.max(2))), over_queries(std::get<0>(probs.min(2))),
-                                      sum, recency ? last(16) : sum, recency ? last(8) : sum,
-                                      recency ? last(32) : sum, cum, cum_decay},
-                                     2);  // [Hkv, B, 8, G]: statistic-major once flattened
-  return at::cat({keys.to(at::kFloat), values.to(at::kFloat), stats.flatten(2)}, -1);
+  const at::Tensor stacked = at::stack({stats.max, stats.min, stats.sum, recency ? stats.sum16 : stats.sum,
+                                        recency ? stats.sum8 : stats.sum, recency ? stats.sum32 : stats.sum, cum,
+                                        cum_decay},
+                                       2);  // [Hkv, B, 8, G]: statistic-major once flattened
+  return at::cat({keys.to(at::kFloat), values.to(at::kFloat), stacked.flatten(2)}, -1);
+}
+
+at::Tensor candidate_features(const at::Tensor& probs, const at::Tensor& cum, const at::Tensor& cum_decay,
+                              const at::Tensor& keys, const at::Tensor& values, FeatureSet set) {
+  return candidate_features(chunk_statistics(probs), cum, cum_decay, keys, values, set);
 }
 
 }  // namespace foresight

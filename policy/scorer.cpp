@@ -15,6 +15,11 @@
 #include "common/atomic_output.h"
 #include "common/error.h"
 #include "common/safetensors.h"
+#include "kernels/scorer_mlp_op.h"
+
+#ifdef FORESIGHT_WITH_CUDA
+#include "kernels/scorer_mlp.cuh"
+#endif
 
 namespace foresight {
 
@@ -85,6 +90,17 @@ at::Tensor LearnedScorer::forward(int64_t layer, const at::Tensor& features) {
 
 at::Tensor LearnedScorer::score(const StepView& view) {
   c10::NoGradGuard no_grad;
+#ifdef FORESIGHT_WITH_CUDA
+  // On the GPU the fused kernel computes forward's math in one pass over the features' K, V and
+  // statistics, without forward's intermediate tensors.
+  if (view.features.is_cuda() && spec_.hidden <= kScorerMlpMaxHidden) {
+    const Layer& p = layers_.at(static_cast<std::size_t>(view.layer));
+    const int64_t d = spec_.base_model.head_dim;
+    const at::Tensor& f = view.features;
+    return scorer_mlp(f.slice(-1, 0, d), f.slice(-1, d, 2 * d), f.slice(-1, 2 * d).unflatten(-1, {8, spec_.group}),
+                      {p.fc1_weight, p.fc1_bias, p.fc2_weight, p.fc2_bias});
+  }
+#endif
   return forward(view.layer, view.features);
 }
 
