@@ -8,22 +8,18 @@
 #include <string>
 
 #include "common/error.h"
+#include "kernel_test_support.h"
 #include "golden/block_attention.h"
 #include "kernels/block_attention.cuh"
 
 namespace foresight {
 namespace {
 
-template <typename Call>
-void expect_error(Call call, const std::string& words) {
-  try {
-    call();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
-    return;
-  }
-  ADD_FAILURE() << "no error; expected one saying \"" << words << "\"";
-}
+using test_support::all_written;
+using test_support::expect_error;
+using test_support::relative_error;
+using test_support::tolerance;
+using test_support::type_name;
 
 TEST(KernelBlockAttention, OnCpuIsTheRecorderPathBitForBit) {
   at::manual_seed(3);
@@ -62,25 +58,10 @@ struct GpuCase {
   at::ScalarType type;
 };
 
-const char* type_name(at::ScalarType type) {
-  return type == at::kFloat ? "fp32" : type == at::kHalf ? "fp16" : "bf16";
-}
-
-double tolerance(at::ScalarType type) { return type == at::kFloat ? 1e-5 : 1e-2; }
-
-// max |got - want| / max |want|: relative to the tensor's scale, not to each element's, which for
-// a probability a millionth of its row's would measure rounding noise.
-double relative_error(const at::Tensor& got, const at::Tensor& want) {
-  const at::Tensor g = got.to(at::kCPU, at::kDouble), w = want.to(at::kCPU, at::kDouble);
-  return ((g - w).abs().max() / w.abs().max()).item<double>();
-}
-
-bool all_written(const at::Tensor& x) { return !x.isnan().any().item<bool>(); }
-
 class KernelBlockAttentionGpu : public ::testing::TestWithParam<GpuCase> {};
 
 TEST_P(KernelBlockAttentionGpu, MatchesTheReferenceAndWritesEveryElement) {
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here: the block_attention kernel is checked on a GPU machine";
+  SKIP_WITHOUT_GPU();
 #ifndef FORESIGHT_WITH_CUDA
   GTEST_SKIP() << "this build has no CUDA kernels (nvcc or a CUDA-enabled torch was missing)";
 #else
@@ -141,7 +122,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(KernelBlockAttentionGpu, RefusesHeadDimBeyondTheKernel) {
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device here: the block_attention kernel is checked on a GPU machine";
+  SKIP_WITHOUT_GPU();
 #ifndef FORESIGHT_WITH_CUDA
   GTEST_SKIP() << "this build has no CUDA kernels (nvcc or a CUDA-enabled torch was missing)";
 #else

@@ -13,6 +13,7 @@
 #include "policy/features.h"
 #include "policy/policy.h"
 #include "policy/scorer.h"
+#include "kernel_test_support.h"
 
 #ifdef FORESIGHT_WITH_CUDA
 #include "kernels/scorer_mlp.cuh"
@@ -21,8 +22,7 @@
 namespace foresight {
 namespace {
 
-#define SKIP_WITHOUT_GPU() \
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device on this machine: the kernel is checked on a GPU machine"
+using test_support::tolerance;
 
 // What a step hands the scorer: the candidates' K, V and the chunk's attention and running totals.
 struct Step {
@@ -73,7 +73,6 @@ void expect_close(const at::Tensor& got, const at::Tensor& want, double tol, con
   EXPECT_LE(excess.max().item<double>(), 0.0) << what << ": off by more than " << tol;
 }
 
-double tolerance(at::ScalarType dtype) { return dtype == at::kFloat ? 1e-5 : 1e-2; }
 
 // --- CPU: the op is LearnedScorer::forward --------------------------------------------------------
 

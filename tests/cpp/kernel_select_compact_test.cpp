@@ -17,6 +17,7 @@
 #include "kernels/select_compact_op.h"
 #include "policy/drop_selection.h"
 #include "policy/features.h"
+#include "kernel_test_support.h"
 
 #ifdef FORESIGHT_WITH_CUDA
 #include "kernels/select_compact.cuh"
@@ -24,9 +25,6 @@
 
 namespace foresight {
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device on this machine: the kernel is checked on a GPU machine"
 
 // The cache of `rows` rows of `entries` entries, random, in `dtype` (cum and cum_decay float32).
 CacheEntries random_entries(int64_t rows, int64_t entries, int64_t dim, int64_t group, at::ScalarType dtype,
