@@ -26,19 +26,15 @@ at::Tensor LayerCache::append(const LayerQKV& qkv, int64_t start) {
     cum_ = at::cat({cum_ + col.slice(1, 0, old), col.slice(1, old)}, 1);
     cum_decay_ = at::cat({cum_decay_ * 0.9 + col.slice(1, 0, old), col.slice(1, old)}, 1);
   } else {
-    cum_ = col;
+    cum_ = col.clone();  // its own storage: evict compacts cum_ in place, last_stats_ must not move
     cum_decay_ = col.clone();
   }
   return chunk.output;
 }
 
 at::Tensor LayerCache::candidate_features(int64_t budget, FeatureSet set) const {
-  // On CPU the statistics are taken again from the candidates' probabilities, as they always were:
-  // ATen sums the last columns of a narrower tensor in another order, so slicing the statistics of
-  // all keys would change last bits. The kernel's statistics of a key do not depend on S.
-  const ChunkStatistics stats =
-      keys_.is_cuda() ? last_stats_.first(budget) : chunk_statistics(candidate_attention(budget));
-  return foresight::candidate_features(stats, cum_.slice(1, 0, budget), cum_decay_.slice(1, 0, budget),
+  // The append's statistics of every key, cut to the candidates: no second pass over the chunk.
+  return foresight::candidate_features(last_stats_.first(budget), cum_.slice(1, 0, budget), cum_decay_.slice(1, 0, budget),
                                        keys_.slice(1, 0, budget), values_.slice(1, 0, budget), set);
 }
 
