@@ -24,10 +24,8 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kParts = kThreads / kKeys;  // threads summing each key column, over rows part, part + kParts, ...
   extern __shared__ __align__(128) unsigned char smem[];
   const TileLayout<T> layout(p.dim);
-  T* q_tile = reinterpret_cast<T*>(smem + layout.q);
-  T* k_tile = reinterpret_cast<T*>(smem + layout.kv);
-  float* scores = reinterpret_cast<float*>(smem + layout.scores);
-  float* row_lse = reinterpret_cast<float*>(smem + layout.row_a);
+  const ColumnTiles<T> tiles(smem, layout);
+  float* scores = tiles.scores;
 
   const int b = blockIdx.x % n_blocks, k0 = blockIdx.x / n_blocks * kKeys, kv_head = blockIdx.y;
   const int n = min(kKeys, p.keys - k0);
@@ -35,13 +33,14 @@ __global__ void __launch_bounds__(kThreads)
   const int column = threadIdx.x % kKeys, part = threadIdx.x / kKeys;
   float sum = 0.f;
   if (p.key_offset + q_end - 1 >= k0) {
-    load_tile(k_tile, layout.pitch, kKeys, p.k + kv_head * p.kv_head_stride + k0 * p.kv_token_stride,
+    load_tile(tiles.k, layout.pitch, kKeys, p.k + kv_head * p.kv_head_stride + k0 * p.kv_token_stride,
               p.kv_token_stride, n, p.dim, layout.dim_pad);  // made visible by probability_tile's barrier
     for (int g = 0; g < p.group; ++g) {
       for (int q0 = q_begin; q0 < q_end; q0 += kRows) {
         const int rows = min(kRows, q_end - q0);
         if (p.key_offset + q0 + rows - 1 < k0) continue;  // no query of this tile sees the key tile
-        probability_tile(p, lse, kv_head * p.group + g, q0, rows, k0, n, q_tile, k_tile, scores, row_lse, layout);
+        probability_tile(p, lse, kv_head * p.group + g, q0, rows, k0, n, tiles.q, tiles.k, scores, tiles.row_lse,
+                         layout);
         for (int r = part; r < rows; r += kParts) sum += scores[r * layout.kScorePitch + column];
       }
     }
@@ -73,19 +72,10 @@ cudaError_t launch(const void* q, const void* k, const void* v, void* out, float
                               dim,
                               /*key_offset=*/0,
                               static_cast<float>(1.0 / std::sqrt(static_cast<double>(dim)))};
-  const TileLayout<T> layout(dim);
-  const int query_tiles = (len + kRows - 1) / kRows, key_tiles = (len + kKeys - 1) / kKeys;
-  const int n_blocks = (len + block - 1) / block;
+  const int key_tiles = (len + kKeys - 1) / kKeys, n_blocks = (len + block - 1) / block;
   if (static_cast<int64_t>(key_tiles) * n_blocks > INT_MAX) return cudaErrorInvalidValue;
-  cudaError_t e = allow_shared_memory(attention_rows_kernel<T>, layout.row_pass_bytes);
-  if (e != cudaSuccess) return e;
-  e = allow_shared_memory(block_means_kernel<T>, layout.column_pass_bytes);
-  if (e != cudaSuccess) return e;
-  attention_rows_kernel<T><<<dim3(query_tiles, heads), kThreads, layout.row_pass_bytes, stream>>>(
-      p, static_cast<T*>(out), lse);
-  block_means_kernel<T><<<dim3(key_tiles * n_blocks, kv_heads), kThreads, layout.column_pass_bytes, stream>>>(
-      p, lse, blocks, block, n_blocks);
-  return cudaGetLastError();
+  return launch_two_passes(p, static_cast<T*>(out), lse, block_means_kernel<T>, dim3(key_tiles * n_blocks, kv_heads),
+                           stream, blocks, block, n_blocks);
 }
 
 }  // namespace

@@ -2,11 +2,10 @@
 
 #include <ATen/ATen.h>
 
-#include <sstream>
 #include <string>
 
-#include "common/error.h"
 #include "kernels/block_attention.cuh"
+#include "kernels/op_support.h"
 
 #ifdef FORESIGHT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -18,42 +17,21 @@ namespace foresight {
 
 namespace {
 
-void check(bool ok, const std::string& message) {
-  if (!ok) throw Error("block_attention: " + message);
-}
-
-std::string shape(const at::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
-}
+void check(bool ok, const std::string& message) { check_op(ok, "block_attention", message); }
 
 void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t block) {
-  check(q.defined() && k.defined() && v.defined(), "q, k and v must all be given");
-  check(q.dim() == 3, "q must be [L, H, d], got " + shape(q));
-  check(k.dim() == 3 && k.sizes() == v.sizes(), "k and v must both be [L, Hkv, d], got " + shape(k) + " and " + shape(v));
+  check_attention_inputs("block_attention", "q, k and v", q, k, v);
+  check(q.dim() == 3, "q must be [L, H, d], got " + shape_of(q));
+  check(k.dim() == 3 && k.sizes() == v.sizes(), "k and v must both be [L, Hkv, d], got " + shape_of(k) + " and " + shape_of(v));
   const int64_t heads = q.size(1), kv_heads = k.size(1);
-  check(q.numel() > 0, "q " + shape(q) + " is empty");
-  check(k.size(0) == q.size(0) && k.size(2) == q.size(2), "k " + shape(k) + " does not fit q " + shape(q));
+  check(q.numel() > 0, "q " + shape_of(q) + " is empty");
+  check(k.size(0) == q.size(0) && k.size(2) == q.size(2), "k " + shape_of(k) + " does not fit q " + shape_of(q));
   check(kv_heads > 0 && heads % kv_heads == 0, "the " + std::to_string(heads) + " query heads are not a multiple of the " +
                                                    std::to_string(kv_heads) + " KV heads");
   check(block > 0, "the block size must be positive, got " + std::to_string(block));
-  const at::ScalarType type = q.scalar_type();
-  check(type == at::kFloat || type == at::kHalf || type == at::kBFloat16,
-        std::string("q, k and v must be float32, float16 or bfloat16, got ") + c10::toString(type));
-  check(k.scalar_type() == type && v.scalar_type() == type,
-        std::string("q, k and v must share a dtype, got ") + c10::toString(type) + ", " +
-            c10::toString(k.scalar_type()) + " and " + c10::toString(v.scalar_type()));
-  check(k.device() == q.device() && v.device() == q.device(),
-        "q, k and v must be on one device, got " + q.device().str() + ", " + k.device().str() + " and " + v.device().str());
-  check(q.is_cpu() || q.is_cuda(), "runs on CPU or CUDA tensors, got " + q.device().str());
 }
 
 #ifdef FORESIGHT_WITH_CUDA
-ElementType element_type(at::ScalarType type) {
-  return type == at::kFloat ? ElementType::Float32 : type == at::kHalf ? ElementType::Float16 : ElementType::BFloat16;
-}
-
 BlockAttention on_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t block) {
   const int64_t len = q.size(0), heads = q.size(1), dim = q.size(2), kv_heads = k.size(1);
   check(dim <= 256, "the kernel supports head_dim up to 256, got " + std::to_string(dim));
@@ -66,7 +44,7 @@ BlockAttention on_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tenso
                                         result.output.data_ptr(), result.blocks.data_ptr<float>(),
                                         lse.data_ptr<float>(), len, heads, kv_heads, dim, block,
                                         c10::cuda::getCurrentCUDAStream().stream());
-  check(rc == 0, std::string("the kernel failed for q ") + shape(q) + ", k " + shape(k) + ", block " +
+  check(rc == 0, std::string("the kernel failed for q ") + shape_of(q) + ", k " + shape_of(k) + ", block " +
                      std::to_string(block) + ": " + cudaGetErrorString(static_cast<cudaError_t>(rc)));
   return result;
 }
@@ -81,8 +59,7 @@ BlockAttention block_attention_op(const at::Tensor& q, const at::Tensor& k, cons
 #ifdef FORESIGHT_WITH_CUDA
   return on_cuda(q, k, v, block);
 #else
-  throw Error("block_attention: got CUDA tensors, but this build has no CUDA kernels (it needs nvcc and a "
-              "CUDA-enabled torch; FORESIGHT_CUDA=AUTO or ON)");
+  no_cuda_kernels("block_attention");
 #endif
 }
 

@@ -26,21 +26,19 @@ __global__ void __launch_bounds__(kThreads)
     chunk_statistics_kernel(AttentionProblem<T> p, const float* lse, float* stats, float* probs) {
   extern __shared__ __align__(128) unsigned char smem[];
   const TileLayout<T> layout(p.dim);
-  T* q_tile = reinterpret_cast<T*>(smem + layout.q);
-  T* k_tile = reinterpret_cast<T*>(smem + layout.kv);
-  float* scores = reinterpret_cast<float*>(smem + layout.scores);
-  float* row_lse = reinterpret_cast<float*>(smem + layout.row_a);
+  const ColumnTiles<T> tiles(smem, layout);
+  float* scores = tiles.scores;
 
   const int k0 = blockIdx.x * kKeys, n = min(kKeys, p.keys - k0), head = blockIdx.y;
   const int kv_head = head / p.group, g = head % p.group;
   const int column = threadIdx.x % kKeys, part = threadIdx.x / kKeys;
   // This thread's share of the statistics of key k0 + column, in kChunkStatistics order.
   float s[kChunkStatistics] = {-INFINITY, INFINITY, 0.f, 0.f, 0.f, 0.f};
-  load_tile(k_tile, layout.pitch, kKeys, p.k + kv_head * p.kv_head_stride + k0 * p.kv_token_stride,
+  load_tile(tiles.k, layout.pitch, kKeys, p.k + kv_head * p.kv_head_stride + k0 * p.kv_token_stride,
             p.kv_token_stride, n, p.dim, layout.dim_pad);  // made visible by probability_tile's barrier
   for (int q0 = 0; q0 < p.queries; q0 += kRows) {
     const int rows = min(kRows, p.queries - q0);
-    probability_tile(p, lse, head, q0, rows, k0, n, q_tile, k_tile, scores, row_lse, layout);
+    probability_tile(p, lse, head, q0, rows, k0, n, tiles.q, tiles.k, scores, tiles.row_lse, layout);
     for (int r = part; r < rows; r += kParts) {
       const float x = scores[r * layout.kScorePitch + column];
       const int from_end = p.queries - (q0 + r);  // 1 for the chunk's last query
@@ -93,17 +91,9 @@ cudaError_t launch(const void* q, const void* keys, const void* values, void* ou
                               dim,
                               /*key_offset=*/key_count - queries,
                               static_cast<float>(1.0 / std::sqrt(static_cast<double>(dim)))};
-  const TileLayout<T> layout(dim);
-  const int query_tiles = (queries + kRows - 1) / kRows, key_tiles = (key_count + kKeys - 1) / kKeys;
-  cudaError_t e = allow_shared_memory(attention_rows_kernel<T>, layout.row_pass_bytes);
-  if (e != cudaSuccess) return e;
-  e = allow_shared_memory(chunk_statistics_kernel<T>, layout.column_pass_bytes);
-  if (e != cudaSuccess) return e;
-  attention_rows_kernel<T><<<dim3(query_tiles, heads), kThreads, layout.row_pass_bytes, stream>>>(
-      p, static_cast<T*>(out), lse);
-  chunk_statistics_kernel<T><<<dim3(key_tiles, heads), kThreads, layout.column_pass_bytes, stream>>>(p, lse, stats,
-                                                                                                       probs);
-  return cudaGetLastError();
+  const int key_tiles = (key_count + kKeys - 1) / kKeys;
+  return launch_two_passes(p, static_cast<T*>(out), lse, chunk_statistics_kernel<T>, dim3(key_tiles, heads), stream,
+                           stats, probs);
 }
 
 }  // namespace

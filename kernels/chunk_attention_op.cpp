@@ -4,11 +4,10 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 #include <string>
 
-#include "common/error.h"
 #include "kernels/chunk_attention.cuh"
+#include "kernels/op_support.h"
 
 #ifdef FORESIGHT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -20,45 +19,23 @@ namespace foresight {
 
 namespace {
 
-void check(bool ok, const std::string& message) {
-  if (!ok) throw Error("chunk_attention: " + message);
-}
-
-std::string shape(const at::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
-}
+void check(bool ok, const std::string& message) { check_op(ok, "chunk_attention", message); }
 
 void check_inputs(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values) {
-  check(q.defined() && keys.defined() && values.defined(), "q, keys and values must all be given");
-  check(q.dim() == 3, "q must be [T, H, d], got " + shape(q));
+  check_attention_inputs("chunk_attention", "q, keys and values", q, keys, values);
+  check(q.dim() == 3, "q must be [T, H, d], got " + shape_of(q));
   check(keys.dim() == 3 && keys.sizes() == values.sizes(),
-        "keys and values must both be [Hkv, S, d], got " + shape(keys) + " and " + shape(values));
+        "keys and values must both be [Hkv, S, d], got " + shape_of(keys) + " and " + shape_of(values));
   const int64_t queries = q.size(0), heads = q.size(1), kv_heads = keys.size(0);
-  check(q.numel() > 0, "q " + shape(q) + " is empty");
-  check(keys.size(2) == q.size(2), "keys " + shape(keys) + " and q " + shape(q) + " differ in head_dim");
+  check(q.numel() > 0, "q " + shape_of(q) + " is empty");
+  check(keys.size(2) == q.size(2), "keys " + shape_of(keys) + " and q " + shape_of(q) + " differ in head_dim");
   check(keys.size(1) >= queries, "the " + std::to_string(keys.size(1)) + " keys must include the chunk's own " +
                                      std::to_string(queries));
   check(kv_heads > 0 && heads % kv_heads == 0, "the " + std::to_string(heads) + " query heads are not a multiple of the " +
                                                    std::to_string(kv_heads) + " KV heads");
-  const at::ScalarType type = q.scalar_type();
-  check(type == at::kFloat || type == at::kHalf || type == at::kBFloat16,
-        std::string("q, keys and values must be float32, float16 or bfloat16, got ") + c10::toString(type));
-  check(keys.scalar_type() == type && values.scalar_type() == type,
-        std::string("q, keys and values must share a dtype, got ") + c10::toString(type) + ", " +
-            c10::toString(keys.scalar_type()) + " and " + c10::toString(values.scalar_type()));
-  check(keys.device() == q.device() && values.device() == q.device(), "q, keys and values must be on one device, got " +
-                                                                          q.device().str() + ", " + keys.device().str() +
-                                                                          " and " + values.device().str());
-  check(q.is_cpu() || q.is_cuda(), "runs on CPU or CUDA tensors, got " + q.device().str());
 }
 
 #ifdef FORESIGHT_WITH_CUDA
-ElementType element_type(at::ScalarType type) {
-  return type == at::kFloat ? ElementType::Float32 : type == at::kHalf ? ElementType::Float16 : ElementType::BFloat16;
-}
-
 ChunkAttention on_cuda(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, bool with_probs) {
   const int64_t queries = q.size(0), heads = q.size(1), dim = q.size(2), kv_heads = keys.size(0), n = keys.size(1);
   const int64_t group = heads / kv_heads;
@@ -75,7 +52,7 @@ ChunkAttention on_cuda(const at::Tensor& q, const at::Tensor& keys, const at::Te
                                         result.output.data_ptr(), stats.data_ptr<float>(),
                                         with_probs ? result.probs.data_ptr<float>() : nullptr, lse.data_ptr<float>(),
                                         queries, n, heads, kv_heads, dim, c10::cuda::getCurrentCUDAStream().stream());
-  check(rc == 0, "the kernel failed for q " + shape(q) + ", keys " + shape(keys) + ": " +
+  check(rc == 0, "the kernel failed for q " + shape_of(q) + ", keys " + shape_of(keys) + ": " +
                      cudaGetErrorString(static_cast<cudaError_t>(rc)));
   return result;
 }
@@ -108,8 +85,7 @@ ChunkAttention chunk_attention_op(const at::Tensor& q, const at::Tensor& keys, c
 #ifdef FORESIGHT_WITH_CUDA
   return on_cuda(q, keys, values, with_probs);
 #else
-  throw Error("chunk_attention: got CUDA tensors, but this build has no CUDA kernels (it needs nvcc and a "
-              "CUDA-enabled torch; FORESIGHT_CUDA=AUTO or ON)");
+  no_cuda_kernels("chunk_attention");
 #endif
 }
 

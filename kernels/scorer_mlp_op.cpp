@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include "kernels/op_support.h"
+
 #ifdef FORESIGHT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -63,10 +65,6 @@ void check_inputs(const at::Tensor& keys, const at::Tensor& values, const at::Te
 }
 
 #ifdef FORESIGHT_WITH_CUDA
-ElementType element_type(at::ScalarType t) {
-  return t == at::kBFloat16 ? ElementType::BFloat16 : t == at::kHalf ? ElementType::Float16 : ElementType::Float32;
-}
-
 at::Tensor scorer_mlp_cuda(const at::Tensor& keys, const at::Tensor& values, const at::Tensor& stats,
                            const ScorerMlpWeights& w) {
   const c10::cuda::CUDAGuard guard(keys.device());

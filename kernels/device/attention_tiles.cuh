@@ -292,4 +292,36 @@ cudaError_t allow_shared_memory(Kernel kernel, std::size_t bytes) {
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
 }
 
+// The buffers of pass 2 in dynamic shared memory.
+template <typename T>
+struct ColumnTiles {
+  T* q;
+  T* k;
+  float* scores;
+  float* row_lse;
+
+  __device__ ColumnTiles(unsigned char* smem, const TileLayout<T>& layout)
+      : q(reinterpret_cast<T*>(smem + layout.q)),
+        k(reinterpret_cast<T*>(smem + layout.kv)),
+        scores(reinterpret_cast<float*>(smem + layout.scores)),
+        row_lse(reinterpret_cast<float*>(smem + layout.row_a)) {}
+};
+
+// Both passes on `stream`: pass 1 over (query tiles, heads), then the kernel's own pass 2,
+// `columns(p, lse, args...)` over the grid `column_grid`, once each may use its shared memory.
+template <typename T, typename... Args>
+cudaError_t launch_two_passes(const AttentionProblem<T>& p, T* out, float* lse,
+                              void (*columns)(AttentionProblem<T>, const float*, Args...), dim3 column_grid,
+                              cudaStream_t stream, Args... args) {
+  const TileLayout<T> layout(p.dim);
+  cudaError_t e = allow_shared_memory(attention_rows_kernel<T>, layout.row_pass_bytes);
+  if (e != cudaSuccess) return e;
+  e = allow_shared_memory(columns, layout.column_pass_bytes);
+  if (e != cudaSuccess) return e;
+  const int query_tiles = (p.queries + kRows - 1) / kRows;
+  attention_rows_kernel<T><<<dim3(query_tiles, p.heads), kThreads, layout.row_pass_bytes, stream>>>(p, out, lse);
+  columns<<<column_grid, kThreads, layout.column_pass_bytes, stream>>>(p, lse, args...);
+  return cudaGetLastError();
+}
+
 }  // namespace foresight::attention_tiles
