@@ -11,24 +11,15 @@ float32 per rollout, shown as MB. Models are random tiny qwen3 checkpoints; trac
     scripts/build.sh && ~/.cache/foresightkv/venv/bin/python experiments/bench_grpo.py
 """
 import json
-import os
 import pathlib
-import subprocess
 import tempfile
 
-import numpy as np
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-BIN = pathlib.Path(os.environ.get("FORESIGHT_BIN", ROOT / "build" / "bin"))
+from bench_setup import BIN, ROOT, make_golden, run
 
 SIZES = [  # name, init flags, trace length, budget, interval
     ("tiny", dict(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, vocab=256), 512, 64, 8),
     ("small", dict(layers=4, hidden=256, heads=8, kv_heads=2, intermediate=704, vocab=4096), 1024, 256, 64),
 ]
-
-
-def run(*args):
-    subprocess.run([str(a) for a in args], check=True, capture_output=True)
 
 
 def grpo_rows(d, keep):
@@ -52,17 +43,7 @@ def main():
         for name, flags, length, budget, interval in SIZES:
             d = pathlib.Path(tmp) / name
             d.mkdir()
-            init = [BIN / "foresight-model", "init", "--arch", "qwen3", "--out", d / "model",
-                    "--max-positions", length, "--init-std", 0.2]
-            for k, v in flags.items():
-                init += ["--" + k.replace("_", "-"), v]
-            run(*init)
-            rng = np.random.default_rng(0)
-            with open(d / "traces.jsonl", "w") as f:
-                for i in range(4):
-                    f.write(json.dumps({"id": f"t{i}", "input_ids": rng.integers(0, flags["vocab"], length).tolist()}) + "\n")
-            run(BIN / "foresight-golden", "run", "--config", ROOT / "configs/golden/tiny.yaml", f"model={d / 'model'}",
-                f"traces={d / 'traces.jsonl'}", f"output={d / 'g.h5'}", f"budget={budget}", f"interval={interval}")
+            make_golden(d, flags, length, budget, interval)
             run(BIN / "foresight-train", "sft", "--config", ROOT / "configs/sft/tiny.yaml", f"model={d / 'model'}",
                 f"golden={d / 'g.h5'}", f"output_dir={d / 'sft'}", "max_steps=1", "heldout_fraction=0.01")
             kept, replayed = grpo_rows(d, "true"), grpo_rows(d, "false")

@@ -12,14 +12,9 @@ the authors' SFT needs their patched HF models on two GPUs.
 import json
 import os
 import pathlib
-import subprocess
 import tempfile
-import time
 
-import numpy as np
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-BIN = pathlib.Path(os.environ.get("FORESIGHT_BIN", ROOT / "build" / "bin"))
+from bench_setup import BIN, ROOT, make_golden, run
 
 SIZES = [  # name, init flags, trace length, budget, interval
     ("small", dict(layers=4, hidden=256, heads=8, kv_heads=2, intermediate=704, vocab=4096), 1024, 256, 64),
@@ -35,24 +30,10 @@ def main():
         for name, flags, length, budget, interval in SIZES:
             d = pathlib.Path(tmp) / name
             d.mkdir()
-            init = [BIN / "foresight-model", "init", "--arch", "qwen3", "--out", d / "model",
-                    "--max-positions", str(length), "--init-std", "0.2"]
-            for k, v in flags.items():
-                init += ["--" + k.replace("_", "-"), str(v)]
-            subprocess.run(init, check=True, capture_output=True)
-            rng = np.random.default_rng(0)
-            with open(d / "traces.jsonl", "w") as f:
-                for i in range(4):
-                    f.write(json.dumps({"id": f"t{i}", "input_ids": rng.integers(0, flags["vocab"], length).tolist()}) + "\n")
-            start = time.perf_counter()
-            subprocess.run([BIN / "foresight-golden", "run", "--config", ROOT / "configs/golden/tiny.yaml",
-                            f"model={d / 'model'}", f"traces={d / 'traces.jsonl'}", f"output={d / 'g.h5'}",
-                            f"budget={budget}", f"interval={interval}", "query_tile=1024", "key_tile=1024"],
-                           check=True, capture_output=True)
-            golden_s = (time.perf_counter() - start) / 4
-            subprocess.run([BIN / "foresight-train", "sft", "--config", ROOT / "configs/sft/tiny.yaml",
-                            f"model={d / 'model'}", f"golden={d / 'g.h5'}", f"output_dir={d / 'sft'}", "max_steps=5",
-                            "heldout_fraction=0.01", "save_every=100", "eval_every=100"], check=True, capture_output=True)
+            golden_s = make_golden(d, flags, length, budget, interval)
+            run(BIN / "foresight-train", "sft", "--config", ROOT / "configs/sft/tiny.yaml", f"model={d / 'model'}",
+                f"golden={d / 'g.h5'}", f"output_dir={d / 'sft'}", "max_steps=5", "heldout_fraction=0.01",
+                "save_every=100", "eval_every=100")
             rows = [json.loads(l) for l in open(d / "sft" / "metrics.jsonl") if "split" not in l][1:]
             step_s = sum(r["step_seconds"] for r in rows) / len(rows)
             tok_s = sum(r["tokens_per_s"] for r in rows) / len(rows)
