@@ -21,7 +21,8 @@ using test_support::relative_error;
 using test_support::tolerance;
 using test_support::type_name;
 
-TEST(KernelBlockAttention, OnCpuIsTheRecorderPathBitForBit) {
+// On the CPU the op is the tiled recorder; checked here against the full-matrix reference.
+TEST(KernelBlockAttention, OnCpuMatchesTheFullMatrixReference) {
   at::manual_seed(3);
   const RecorderTiles tiles{16, 8};
   for (at::ScalarType type : {at::kFloat, at::kBFloat16}) {
@@ -29,9 +30,9 @@ TEST(KernelBlockAttention, OnCpuIsTheRecorderPathBitForBit) {
     const at::Tensor k = (at::randn({37, 2, 8}) * 1.5).to(type);
     const at::Tensor v = at::randn({37, 2, 8}).to(type);
     const BlockAttention got = block_attention_op(q, k, v, 8, tiles);
-    const BlockAttention want = block_attention(q, k, v, 8, tiles);
-    EXPECT_TRUE(at::equal(got.output, want.output)) << type;
-    EXPECT_TRUE(at::equal(got.blocks, want.blocks)) << type;
+    const BlockAttention want = block_attention_reference(q, k, v, 8);
+    EXPECT_LT(relative_error(got.output, want.output), tolerance(type)) << type;
+    EXPECT_LT(relative_error(got.blocks, want.blocks), 1e-5) << type;  // float32 from the same inputs
   }
 }
 

@@ -33,20 +33,43 @@ Chunk random_chunk(int64_t t, int64_t n, int64_t heads, int64_t kv_heads, int64_
           at::randn({kv_heads, n, dim}).to(type)};
 }
 
-TEST(KernelChunkAttention, OnCpuIsTheReferenceBitForBit) {
+// The CPU path against independent computations: the output against SDPA with the chunk's mask,
+// the probabilities and every statistic against plain loops in double precision.
+TEST(KernelChunkAttention, OnCpuMatchesSdpaAndLoopedStatistics) {
   at::manual_seed(5);
-  for (at::ScalarType type : {at::kFloat, at::kBFloat16}) {
-    const Chunk c = random_chunk(20, 60, 6, 2, 8, type);
-    const ChunkAttention want = chunk_attention_reference(c.q, c.keys, c.values);
-    const ChunkAttention got = chunk_attention_op(c.q, c.keys, c.values, true);
-    EXPECT_TRUE(at::equal(got.output, want.output)) << type;
-    EXPECT_TRUE(at::equal(got.probs, want.probs)) << type;
-    const std::vector<at::Tensor> g = statistics(got.stats), w = statistics(want.stats);
-    for (std::size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(at::equal(g[i], w[i])) << type << " statistic " << i;
-    // The statistics are those of the probabilities, the definition shared with the features.
-    const std::vector<at::Tensor> from_probs = statistics(chunk_statistics(want.probs));
-    for (std::size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(at::equal(g[i], from_probs[i])) << type << " statistic " << i;
-    EXPECT_FALSE(chunk_attention_op(c.q, c.keys, c.values, false).probs.defined());
+  const int64_t t = 20, n = 60, heads = 6, kv = 2, g = heads / kv, dim = 8;
+  const Chunk c = random_chunk(t, n, heads, kv, dim, at::kFloat);
+  const ChunkAttention got = chunk_attention_op(c.q, c.keys, c.values, true);
+  EXPECT_FALSE(chunk_attention_op(c.q, c.keys, c.values, false).probs.defined());
+
+  // Query i sees keys 0 .. n - t + i.
+  const at::Tensor visible = at::arange(n).unsqueeze(0) <= (at::arange(t) + (n - t)).unsqueeze(1);  // [T, S]
+  const at::Tensor q = c.q.permute({1, 0, 2});                                                        // [H, T, d]
+  const at::Tensor k = c.keys.repeat_interleave(g, 0), v = c.values.repeat_interleave(g, 0);          // [H, S, d]
+  const at::Tensor sdpa = at::scaled_dot_product_attention(q, k, v, visible).permute({1, 0, 2});
+  EXPECT_LT(relative_error(got.output, sdpa), 1e-5);
+
+  const at::Tensor scores = at::matmul(q.to(at::kDouble), k.to(at::kDouble).transpose(1, 2)) / std::sqrt(double(dim));
+  const at::Tensor probs = at::softmax(scores.masked_fill(~visible, -INFINITY), -1);  // [H, T, S]
+  EXPECT_LT(relative_error(got.probs.reshape({heads, t, n}), probs), 1e-5);
+  const auto p = probs.accessor<double, 3>();
+  const std::vector<at::Tensor> stats = statistics(got.stats);  // [Hkv, S, G] each
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t j = 0; j < n; ++j) {
+      double mx = -1, mn = 2, sum = 0, last16 = 0, last8 = 0, last32 = 0;
+      for (int64_t i = 0; i < t; ++i) {
+        mx = std::max(mx, p[h][i][j]);
+        mn = std::min(mn, p[h][i][j]);
+        sum += p[h][i][j];
+        if (i >= t - 16) last16 += p[h][i][j];
+        if (i >= t - 8) last8 += p[h][i][j];
+        if (i >= t - 32) last32 += p[h][i][j];
+      }
+      const double want[] = {mx, mn, sum, last16, last8, last32};
+      for (std::size_t s = 0; s < stats.size(); ++s) {
+        EXPECT_NEAR(stats[s][h / g][j][h % g].item<double>(), want[s], 1e-6) << "statistic " << s << " head " << h << " key " << j;
+      }
+    }
   }
 }
 
