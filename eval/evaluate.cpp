@@ -10,42 +10,19 @@ namespace foresight {
 
 namespace {
 
-// The policy's drops at a step: greedy top-W, or sampled from the top 2W.
-class Chooser {
- public:
-  Chooser(EvictionPolicy& policy, int64_t interval, bool sampled, uint64_t seed)
-      : policy_(policy), interval_(interval) {
-    if (sampled) gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
-  }
-  at::Tensor choose(const StepView& view) {
-    const at::Tensor scores = policy_.score(view);
-    return gen_ ? sample_w(scores, interval_, *gen_) : top_w(scores, interval_);
-  }
-
- private:
-  EvictionPolicy& policy_;
-  int64_t interval_;
-  std::optional<at::Generator> gen_;
-};
-
-class ChooserDrops : public DropDecider {
- public:
-  explicit ChooserDrops(Chooser& chooser) : chooser_(chooser) {}
-  at::Tensor decide(const StepView& view) override { return chooser_.choose(view); }
-
- private:
-  Chooser& chooser_;
-};
+// Sampled presets draw from the top 2W with a generator seeded per trace; the others are greedy.
+std::optional<at::Generator> sampler(const PolicyPreset& preset, uint64_t seed) {
+  if (!preset.sampled) return std::nullopt;
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
 
 // Teacher forcing on the oracle's trajectory; counts how many of its drops the policy picks.
 class OverlapDrops : public DropDecider {
  public:
-  OverlapDrops(Chooser& chooser, const at::Tensor& oracle_drops) : chooser_(chooser), oracle_drops_(oracle_drops) {}
+  OverlapDrops(PolicyDrops& policy, const at::Tensor& oracle_drops) : policy_(policy), oracle_drops_(oracle_drops) {}
   at::Tensor decide(const StepView& view) override {
     const at::Tensor oracle = oracle_drops_[view.layer][view.step].to(view.positions.device(), at::kLong);
-    const at::Tensor mine = chooser_.choose(view);
-    const at::Tensor hits = (mine.unsqueeze(2) == oracle.unsqueeze(1)).any(2).sum(1);  // [Hkv]
-    sum += (hits.to(at::kDouble) / static_cast<double>(oracle.size(1))).sum().item<double>();
+    sum += drop_overlap(policy_.decide(view), oracle).sum().item<double>();
     rows += oracle.size(0);
     return oracle;
   }
@@ -53,7 +30,7 @@ class OverlapDrops : public DropDecider {
   int64_t rows = 0;
 
  private:
-  Chooser& chooser_;
+  PolicyDrops& policy_;
   const at::Tensor& oracle_drops_;
 };
 
@@ -66,15 +43,14 @@ TraceEvaluation evaluate_trace(const Transformer& model, const TraceInputs& trac
   out.tokens = static_cast<int64_t>(trace.ids.size());
   {
     const auto policy = make_policy(preset, inputs);
-    Chooser chooser(*policy, schedule.interval, preset.sampled, seed);
-    ChooserDrops decider(chooser);
+    PolicyDrops decider(*policy, schedule.interval, sampler(preset, seed));
     const BudgetedRun run = run_budgeted(model, trace.ids, schedule, features, decider);
     out.reward = rollout_reward(trace.nll_full, trace.entropy, run.nll.cpu(), schedule.budget + schedule.interval, reward);
   }
   if (trace.oracle) {
     const auto policy = make_policy(preset, inputs);  // fresh: the random policy restarts its stream
-    Chooser chooser(*policy, schedule.interval, preset.sampled, seed);
-    OverlapDrops decider(chooser, trace.oracle->drop_slots);
+    PolicyDrops choice(*policy, schedule.interval, sampler(preset, seed));
+    OverlapDrops decider(choice, trace.oracle->drop_slots);
     run_budgeted(model, trace.ids, schedule, features, decider);
     out.overlap_sum = decider.sum;
     out.overlap_rows = decider.rows;

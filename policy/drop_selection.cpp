@@ -19,6 +19,11 @@ SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& ge
   return {std::get<0>(order.sort(-1)).to(device), order.to(device), top_slots.to(device)};
 }
 
+at::Tensor drop_overlap(const at::Tensor& chosen, const at::Tensor& reference) {
+  const at::Tensor hit = (chosen.unsqueeze(2) == reference.to(chosen.scalar_type()).unsqueeze(1)).any(2);
+  return hit.to(at::kFloat).sum(1) / static_cast<double>(reference.size(1));
+}
+
 at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen) {
   return sample_drops(scores, w, gen).slots;
 }

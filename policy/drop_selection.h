@@ -17,6 +17,9 @@ struct SampledDrops {
 };
 SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& gen);
 
+// |chosen ∩ reference| / W per row of two drop sets [R, W] (slots, any order): float32 [R].
+at::Tensor drop_overlap(const at::Tensor& chosen, const at::Tensor& reference);
+
 // sample_drops(...).slots
 at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen);
 

@@ -15,10 +15,7 @@ RankingLoss pairwise_hinge(const at::Tensor& scores, const at::Tensor& oracle, d
 }
 
 at::Tensor golden_overlap(const at::Tensor& scores, const at::Tensor& drops) {
-  const int64_t w = drops.size(1);
-  const at::Tensor chosen = top_w(scores.detach(), w);
-  const at::Tensor hit = (chosen.unsqueeze(2) == drops.to(chosen.scalar_type()).unsqueeze(1)).any(2);
-  return hit.to(at::kFloat).sum(1) / static_cast<double>(w);
+  return drop_overlap(top_w(scores.detach(), drops.size(1)), drops);
 }
 
 }  // namespace foresight

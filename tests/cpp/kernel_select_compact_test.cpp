@@ -2,7 +2,6 @@
 // compaction against the previous gather; the CUDA kernels equal the CPU references (index sets and moved bytes exactly, sampled
 // drops by frequency). The GPU cases skip without a GPU.
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
