@@ -69,15 +69,16 @@ TEST(Baselines, TovaDropsWhatTheNewestQueryIgnores) {
 TEST(Baselines, SnapKvKeepsTheNeighboursOfAttendedSlots) {
   HandStep s;
   s.probs.fill_(0.01);
-  s.probs.select(3, 1).fill_(0.5);  // slot 1 is attended; max-pooling (kernel 7) protects slots 0..4
-  s.probs.select(3, 6).fill_(0.02);  // slot 6 a little: 5 and 7 inherit it, so 5 and 7 tie with 6...
-  s.probs.select(3, 7).fill_(0.0);   // ...except that 7's own 0 does not lower the pooled max
+  s.probs.select(3, 1).fill_(0.5);   // slot 1 is attended
+  s.probs.select(3, 6).fill_(0.02);  // slot 6 a little
+  s.probs.select(3, 7).fill_(0.0);   // slot 7 not at all
+  // Votes (summed over 2 heads x 4 queries): slot 1 4.0, slot 6 0.16, slot 7 0, the rest 0.08.
+  // Max-pooled with kernel 7: slots 0-4 take slot 1's 4.0; slots 5, 6, 7 all take slot 6's 0.16,
+  // a three-way tie broken to the lower slots.
   SnapKv p(32, 7);
-  const at::Tensor d = drops(p, s);
-  // Pooled votes: slots 0-4 get slot 1's, slots 3-7 get slot 6's at most; 5, 6, 7 all get 6's: a
-  // three-way tie broken to the lower slots.
-  EXPECT_TRUE(at::equal(d, slots({5, 6})));
-  SnapKv narrow(32, 1);  // without pooling: the raw votes, slot 7 (0) and slot 0 (0.01, ties to lower)
+  EXPECT_TRUE(at::equal(drops(p, s), slots({5, 6})));
+  // Without pooling the raw votes decide: slot 7 (0), then slot 0 (0.08, ties to the lower slot).
+  SnapKv narrow(32, 1);
   EXPECT_TRUE(at::equal(drops(narrow, s), slots({0, 7})));
 }
 
