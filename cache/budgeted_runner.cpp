@@ -7,25 +7,19 @@
 #include "common/error.h"
 #include "model/token_metrics.h"
 #include "model/transformer.h"
-#include "policy/drop_selection.h"
 
 namespace foresight {
 
-at::Tensor ForcedDrops::decide(const StepView& view) {
-  if (view.layer >= drop_slots_.size(0) || view.step >= drop_slots_.size(1)) {
+at::Tensor ForcedDrops::decide(const CacheStep& step) {
+  if (step.layer >= drop_slots_.size(0) || step.step >= drop_slots_.size(1)) {
     throw Error("forced drops cover " + std::to_string(drop_slots_.size(1)) + " steps; step " +
-                std::to_string(view.step) + " was asked for");
+                std::to_string(step.step) + " was asked for");
   }
-  return drop_slots_[view.layer][view.step].to(view.features.device(), at::kLong);
-}
-
-at::Tensor PolicyDrops::decide(const StepView& view) {
-  const at::Tensor scores = policy_.score(view);
-  return sampler_ ? sample_w(scores, interval_, *sampler_) : top_w(scores, interval_);
+  return drop_slots_[step.layer][step.step].to(step.keys.device(), at::kLong);
 }
 
 BudgetedRun run_budgeted(const Transformer& model, const std::vector<int64_t>& ids,
-                         const EvictionSchedule& schedule, FeatureSet features, DropDecider& decider) {
+                         const EvictionSchedule& schedule, DropDecider& decider) {
   c10::NoGradGuard frozen;  // the model is frozen; deciders that train enable grad themselves
   const ModelConfig& c = model.config();
   const auto len = static_cast<int64_t>(ids.size());
@@ -40,11 +34,12 @@ BudgetedRun run_budgeted(const Transformer& model, const std::vector<int64_t>& i
     LayerCache& cache = caches[static_cast<std::size_t>(layer)];
     const at::Tensor out = cache.append(qkv, chunk_start);
     if (step >= 0) {
-      const StepView view{layer, step, cache.candidate_features(budget, features),
-                          cache.positions().slice(1, 0, budget), cache.candidate_attention(budget)};
-      const at::Tensor drops = decider.decide(view);
+      CacheStep candidates = cache.candidates(budget);
+      candidates.layer = layer;
+      candidates.step = step;
+      const at::Tensor drops = decider.decide(candidates);
       run.drop_slots[layer][step].copy_(drops);
-      run.drop_positions[layer][step].copy_(view.positions.gather(1, drops));
+      run.drop_positions[layer][step].copy_(candidates.positions.gather(1, drops));
       cache.evict(drops, budget);
     }
     return out;

@@ -1,46 +1,31 @@
 #pragma once
-#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
-#include <optional>
 #include <vector>
 
+#include "cache/cache_step.h"
 #include "cache/schedule.h"
-#include "policy/features.h"
-#include "policy/policy.h"
 
 namespace foresight {
 
 class Transformer;
 
 // Chooses the W slots to drop at one eviction step of one layer: int64 [Hkv, W], each < B.
+// Policies decide through policy/policy_drops.h, which turns the step into their features.
 class DropDecider {
  public:
   virtual ~DropDecider() = default;
-  virtual at::Tensor decide(const StepView& view) = 0;
+  virtual at::Tensor decide(const CacheStep& step) = 0;
 };
 
 // Teacher forcing: the oracle's drops, int32 [layers, steps, Hkv, W] from a golden file.
 class ForcedDrops : public DropDecider {
  public:
   explicit ForcedDrops(at::Tensor drop_slots) : drop_slots_(std::move(drop_slots)) {}
-  at::Tensor decide(const StepView& view) override;
+  at::Tensor decide(const CacheStep& step) override;
 
  private:
   at::Tensor drop_slots_;
-};
-
-// A policy's choice: greedy top-W, or sampled from the top 2W when a generator is given.
-class PolicyDrops : public DropDecider {
- public:
-  PolicyDrops(EvictionPolicy& policy, int64_t interval, std::optional<at::Generator> sampler = std::nullopt)
-      : policy_(policy), interval_(interval), sampler_(std::move(sampler)) {}
-  at::Tensor decide(const StepView& view) override;
-
- private:
-  EvictionPolicy& policy_;
-  int64_t interval_;
-  std::optional<at::Generator> sampler_;
 };
 
 struct BudgetedRun {
@@ -54,6 +39,6 @@ struct BudgetedRun {
 // follow, `decider` picks W of the B older slots per layer and KV head, and they are dropped. Each
 // layer's cache holds at most B + W entries.
 BudgetedRun run_budgeted(const Transformer& model, const std::vector<int64_t>& ids,
-                         const EvictionSchedule& schedule, FeatureSet features, DropDecider& decider);
+                         const EvictionSchedule& schedule, DropDecider& decider);
 
 }  // namespace foresight

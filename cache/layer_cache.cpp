@@ -17,7 +17,7 @@ at::Tensor LayerCache::append(const LayerQKV& qkv, int64_t start) {
   const at::Tensor new_positions = at::arange(start, start + t, i64).expand({kv, t});
   positions_ = old ? at::cat({positions_, new_positions}, 1) : new_positions.contiguous();
 
-  // The probabilities too: candidate_attention() hands them to the baselines (StepView).
+  // The probabilities too: candidates() hands them to the baselines (CacheStep::attention).
   ChunkAttention chunk = chunk_attention_op(qkv.q, keys_, values_, /*with_probs=*/true);
   last_probs_ = chunk.probs;
   last_stats_ = chunk.stats;
@@ -32,10 +32,17 @@ at::Tensor LayerCache::append(const LayerQKV& qkv, int64_t start) {
   return chunk.output;
 }
 
-at::Tensor LayerCache::candidate_features(int64_t budget, FeatureSet set) const {
-  // The append's statistics of every key, cut to the candidates: no second pass over the chunk.
-  return foresight::candidate_features(last_stats_.first(budget), cum_.slice(1, 0, budget), cum_decay_.slice(1, 0, budget),
-                                       keys_.slice(1, 0, budget), values_.slice(1, 0, budget), set);
+CacheStep LayerCache::candidates(int64_t budget) const {
+  auto first = [&](const at::Tensor& x) { return x.slice(1, 0, budget); };
+  CacheStep step;
+  step.keys = first(keys_);
+  step.values = first(values_);
+  step.stats = last_stats_.first(budget);
+  step.cum = first(cum_);
+  step.cum_decay = first(cum_decay_);
+  step.positions = first(positions_);
+  step.attention = last_probs_.slice(3, 0, budget);
+  return step;
 }
 
 void LayerCache::evict(const at::Tensor& slots, int64_t budget) {

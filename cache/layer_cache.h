@@ -1,8 +1,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "cache/cache_step.h"
+#include "kernels/chunk_statistics.h"
 #include "model/attention.h"
-#include "policy/features.h"
 
 namespace foresight {
 
@@ -18,10 +19,9 @@ class LayerCache {
   // Returns the attention output [T, H, d].
   at::Tensor append(const LayerQKV& qkv, int64_t start);
 
-  // Scorer inputs of the first `budget` entries (the candidates) after the last append.
-  at::Tensor candidate_features(int64_t budget, FeatureSet set) const;
-  // The last chunk's attention on the candidates, float32 [Hkv, G, T, budget].
-  at::Tensor candidate_attention(int64_t budget) const { return last_probs_.slice(3, 0, budget); }
+  // The first `budget` entries (the candidates) after the last append, with the append's statistics
+  // of them: no second pass over the chunk. layer and step are left 0 for the caller to set.
+  CacheStep candidates(int64_t budget) const;
 
   // Drops `slots` [Hkv, W] (int64, each < budget) of the first `budget` entries; survivors keep
   // their order and the later entries follow them.

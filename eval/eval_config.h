@@ -3,10 +3,10 @@
 #include <string>
 #include <vector>
 
+#include "cache/rollout_reward.h"
 #include "cache/schedule.h"
 #include "model/fingerprint.h"
 #include "model/transformer.h"
-#include "rl/reward.h"
 
 namespace foresight {
 

@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "cache/budgeted_runner.h"
-#include "policy/drop_selection.h"
+#include "policy/drop_overlap.h"
+#include "policy/policy_drops.h"
 
 namespace foresight {
 
@@ -20,9 +20,9 @@ std::optional<at::Generator> sampler(const PolicyPreset& preset, uint64_t seed) 
 class OverlapDrops : public DropDecider {
  public:
   OverlapDrops(PolicyDrops& policy, const at::Tensor& oracle_drops) : policy_(policy), oracle_drops_(oracle_drops) {}
-  at::Tensor decide(const StepView& view) override {
-    const at::Tensor oracle = oracle_drops_[view.layer][view.step].to(view.positions.device(), at::kLong);
-    sum += drop_overlap(policy_.decide(view), oracle).sum().item<double>();
+  at::Tensor decide(const CacheStep& step) override {
+    const at::Tensor oracle = oracle_drops_[step.layer][step.step].to(step.positions.device(), at::kLong);
+    sum += drop_overlap(policy_.decide(step), oracle).sum().item<double>();
     rows += oracle.size(0);
     return oracle;
   }
@@ -43,15 +43,15 @@ TraceEvaluation evaluate_trace(const Transformer& model, const TraceInputs& trac
   out.tokens = static_cast<int64_t>(trace.ids.size());
   {
     const auto policy = make_policy(preset, inputs);
-    PolicyDrops decider(*policy, schedule.interval, sampler(preset, seed));
-    const BudgetedRun run = run_budgeted(model, trace.ids, schedule, features, decider);
+    PolicyDrops decider(*policy, features, schedule.interval, sampler(preset, seed));
+    const BudgetedRun run = run_budgeted(model, trace.ids, schedule, decider);
     out.reward = rollout_reward(trace.nll_full, trace.entropy, run.nll.cpu(), schedule.budget + schedule.interval, reward);
   }
   if (trace.oracle) {
     const auto policy = make_policy(preset, inputs);  // fresh: the random policy restarts its stream
-    PolicyDrops choice(*policy, schedule.interval, sampler(preset, seed));
+    PolicyDrops choice(*policy, features, schedule.interval, sampler(preset, seed));
     OverlapDrops decider(choice, trace.oracle->drop_slots);
-    run_budgeted(model, trace.ids, schedule, features, decider);
+    run_budgeted(model, trace.ids, schedule, decider);
     out.overlap_sum = decider.sum;
     out.overlap_rows = decider.rows;
   }

@@ -5,10 +5,10 @@
 #include <optional>
 #include <vector>
 
+#include "cache/rollout_reward.h"
 #include "cache/schedule.h"
 #include "policy/features.h"
 #include "policy/registry.h"
-#include "rl/reward.h"
 
 namespace foresight {
 

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "golden/block_attention.h"
 #include "golden/oracle.h"
+#include "kernels/block_attention_cpu.h"
 
 namespace foresight {
 

@@ -1,6 +1,6 @@
 #pragma once
 // Launcher of the recorder's block attention kernel (DESIGN.md §3, reference
-// golden/block_attention.cpp). No torch or CUDA headers: kernels/block_attention_op.cpp includes
+// kernels/block_attention_cpu.cpp). No torch or CUDA headers: kernels/block_attention_op.cpp includes
 // this on every build and calls it only when the kernels are built.
 #include <cstdint>
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "golden/block_attention.h"
 #include "kernels/bench_table.h"
+#include "kernels/block_attention_cpu.h"
 #include "kernels/block_attention_op.h"
 #include "kernels/kernel_benches.h"
 

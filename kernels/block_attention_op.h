@@ -2,11 +2,11 @@
 // The LibTorch layer of the block attention kernel (kernels/README.md): the recorder's call.
 #include <ATen/core/Tensor.h>
 
-#include "golden/block_attention.h"
+#include "kernels/block_attention_cpu.h"
 
 namespace foresight {
 
-// block_attention (golden/block_attention.h) on either device, after checking shapes, dtypes
+// block_attention (kernels/block_attention_cpu.h) on either device, after checking shapes, dtypes
 // (float32, float16, bfloat16, all alike) and devices. CPU tensors go to the tiled LibTorch
 // implementation with `tiles`, bit for bit what the recorder computed before the kernel; CUDA
 // tensors go to the kernel (kernels/block_attention.cu: head_dim <= 256), which tiles on its own.

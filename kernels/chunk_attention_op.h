@@ -3,7 +3,7 @@
 // attention over the cache, with the per-key statistics of DESIGN.md §4.
 #include <ATen/core/Tensor.h>
 
-#include "policy/features.h"
+#include "kernels/chunk_statistics.h"
 
 namespace foresight {
 

@@ -1,5 +1,5 @@
 // Kernel 3 (DESIGN.md §9): choosing the W slots to drop per row, and compacting the cache in place.
-// References: top_w / sample_drops (policy/drop_selection.cpp) and compact_entries_reference
+// References: top_w / sample_drops (kernels/drop_selection.cpp) and compact_entries_reference
 // (kernels/select_compact_op.cpp, what LayerCache::evict does on the CPU).
 #include <cuda_runtime.h>
 #include <curand_kernel.h>

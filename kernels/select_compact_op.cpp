@@ -7,7 +7,7 @@
 #include <array>
 #include <string>
 
-#include "policy/drop_selection.h"
+#include "kernels/drop_selection.h"
 
 #ifdef FORESIGHT_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>

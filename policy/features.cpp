@@ -41,20 +41,6 @@ at::Tensor feature_keys(const at::Tensor& features, int64_t group) {
   return features.slice(-1, 0, (features.size(-1) - 8 * group) / 2);
 }
 
-ChunkStatistics ChunkStatistics::first(int64_t keys) const {
-  auto head = [&](const at::Tensor& x) { return x.slice(1, 0, keys); };
-  return {head(max), head(min), head(sum), head(sum16), head(sum8), head(sum32)};
-}
-
-ChunkStatistics chunk_statistics(const at::Tensor& probs) {
-  const int64_t t = probs.size(2);
-  // Each statistic over the chunk's queries (dim 2), as [Hkv, S, G].
-  auto over_queries = [](const at::Tensor& x) { return x.transpose(1, 2); };
-  auto last = [&](int64_t n) { return over_queries(probs.slice(2, std::max<int64_t>(0, t - n)).sum(2)); };
-  return {over_queries(std::get<0>(probs.max(2))), over_queries(std::get<0>(probs.min(2))),
-          over_queries(probs.sum(2)), last(16), last(8), last(32)};
-}
-
 at::Tensor candidate_features(const ChunkStatistics& stats, const at::Tensor& cum, const at::Tensor& cum_decay,
                               const at::Tensor& keys, const at::Tensor& values, FeatureSet set) {
   const bool recency = set == FeatureSet::Recency;
@@ -63,6 +49,10 @@ at::Tensor candidate_features(const ChunkStatistics& stats, const at::Tensor& cu
                                         cum_decay},
                                        2);  // [Hkv, B, 8, G]: statistic-major once flattened
   return at::cat({keys.to(at::kFloat), values.to(at::kFloat), stacked.flatten(2)}, -1);
+}
+
+at::Tensor candidate_features(const CacheStep& step, FeatureSet set) {
+  return candidate_features(step.stats, step.cum, step.cum_decay, step.keys, step.values, set);
 }
 
 at::Tensor candidate_features(const at::Tensor& probs, const at::Tensor& cum, const at::Tensor& cum_decay,

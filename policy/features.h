@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "cache/cache_step.h"
+#include "kernels/chunk_statistics.h"
+
 namespace foresight {
 
 // Which attention statistics feed the scorer (DESIGN.md §4). Recency: rows 4-6 are sums over the
@@ -29,24 +32,15 @@ enum class Statistic : int64_t { Max, Min, Sum, Sum16, Sum8, Sum32, Cum, CumDeca
 at::Tensor feature_statistic(const at::Tensor& features, Statistic statistic, int64_t group);
 at::Tensor feature_keys(const at::Tensor& features, int64_t group);
 
-// Rows 1-6 of the table in DESIGN.md §4: per key, the chunk's attention over its queries, float32
-// [Hkv, S, G] each. `sum` is also the column sum that updates cum and cum_decay.
-struct ChunkStatistics {
-  at::Tensor max, min, sum, sum16, sum8, sum32;
-
-  ChunkStatistics first(int64_t keys) const;  // the statistics of the first `keys` keys
-};
-
-// The statistics from the chunk's attention probs, float32 [Hkv, G, T, S]: the reference that
-// the chunk_attention kernel is checked against.
-ChunkStatistics chunk_statistics(const at::Tensor& probs);
-
 // The scorer input of the B candidates at one step: [K | V | stats], float32 [Hkv, B, F].
 // stats: the candidates' chunk statistics, [Hkv, B, G] each (rows 4-6 are used by Recency only);
 // cum, cum_decay: running totals already including this chunk, float32 [Hkv, B, G];
 // keys, values: the candidates' cached K (post-RoPE) and V, [Hkv, B, d].
 at::Tensor candidate_features(const ChunkStatistics& stats, const at::Tensor& cum, const at::Tensor& cum_decay,
                               const at::Tensor& keys, const at::Tensor& values, FeatureSet set);
+
+// The same from a budgeted cache's eviction step (cache/cache_step.h).
+at::Tensor candidate_features(const CacheStep& step, FeatureSet set);
 
 // The same from the chunk's attention on the candidates, float32 [Hkv, G, T, B].
 at::Tensor candidate_features(const at::Tensor& probs, const at::Tensor& cum, const at::Tensor& cum_decay,

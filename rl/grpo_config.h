@@ -2,10 +2,10 @@
 #include <cstdint>
 #include <string>
 
+#include "cache/rollout_reward.h"
 #include "model/fingerprint.h"
 #include "model/transformer.h"
 #include "policy/features.h"
-#include "rl/reward.h"
 #include "rl/rollout.h"
 
 namespace foresight {

@@ -6,6 +6,11 @@
 
 namespace foresight {
 
+at::Tensor group_advantages(const at::Tensor& rewards) {
+  const at::Tensor r = rewards.to(at::kDouble);
+  return (r - r.mean()) / (r.std(/*unbiased=*/false) + 1e-8);
+}
+
 at::Tensor drop_logprobs(const at::Tensor& scores, const at::Tensor& drops) {
   return at::log_softmax(scores.to(at::kFloat), -1).gather(-1, drops);
 }

@@ -3,6 +3,9 @@
 
 namespace foresight {
 
+// (r - mean) / (population std + 1e-8) within one group of rollouts of the same trace.
+at::Tensor group_advantages(const at::Tensor& rewards);
+
 // Policy log-probability of each dropped slot (DESIGN.md §6): log_softmax over all B candidate
 // scores [R, B], taken at the drops [R, W]. One term per dropped slot: [R, W].
 at::Tensor drop_logprobs(const at::Tensor& scores, const at::Tensor& drops);

@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
-#include "cache/budgeted_runner.h"
 #include "common/error.h"
+#include "policy/policy_drops.h"
 #include "policy/scorer.h"
 #include "rl/grpo_loss.h"
 
@@ -54,13 +54,13 @@ void backprop_steps(const at::Tensor& scores, const std::vector<RolloutStep>& st
 
 // Replays the rollout's drops and backpropagates each step's share as the model reaches it, so
 // memory stays one step deep however long the trace.
-class ReplayDecider : public DropDecider {
+class ReplayDecider : public FeatureDecider {
  public:
-  ReplayDecider(LearnedScorer& policy, const Rollout& rollout, double advantage, const UpdateOptions& options,
-                double weight, UpdateStats& stats)
-      : policy_(policy), rollout_(rollout), advantage_(advantage), options_(options), weight_(weight), stats_(stats) {}
+  ReplayDecider(LearnedScorer& policy, FeatureSet features, const Rollout& rollout, double advantage,
+                const UpdateOptions& options, double weight, UpdateStats& stats)
+      : FeatureDecider(features), policy_(policy), rollout_(rollout), advantage_(advantage), options_(options), weight_(weight), stats_(stats) {}
 
-  at::Tensor decide(const StepView& view) override {
+  at::Tensor decide_view(const StepView& view) override {
     const auto& steps = rollout_.steps.at(static_cast<std::size_t>(view.layer));
     if (view.step >= static_cast<int64_t>(steps.size())) throw Error("replay asked for a step the rollout did not take");
     c10::AutoGradMode grad(true);
@@ -107,8 +107,8 @@ UpdateStats backprop_replayed(const Transformer& model, const std::vector<int64_
                               LearnedScorer& policy, const Rollout& rollout, double advantage,
                               const UpdateOptions& options, double weight) {
   UpdateStats stats;
-  ReplayDecider decider(policy, rollout, advantage, options, weight, stats);
-  run_budgeted(model, ids, rollout_options.schedule, rollout_options.features, decider);
+  ReplayDecider decider(policy, rollout_options.features, rollout, advantage, options, weight, stats);
+  run_budgeted(model, ids, rollout_options.schedule, decider);
   for (const auto& steps : rollout.steps) stats.layers += steps.empty() ? 0 : 1;
   return stats;
 }

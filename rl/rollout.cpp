@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-#include "cache/budgeted_runner.h"
+#include "policy/policy_drops.h"
 #include "policy/scorer.h"
 #include "rl/grpo_loss.h"
 
@@ -22,13 +22,13 @@ at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops
 namespace {
 
 // Samples each step's drops from the policy and records what the update needs.
-class SamplingDecider : public DropDecider {
+class SamplingDecider : public FeatureDecider {
  public:
   SamplingDecider(const RolloutOptions& options, LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
                   Rollout& out)
-      : options_(options), policy_(policy), reference_(reference), gen_(std::move(gen)), out_(out) {}
+      : FeatureDecider(options.features), options_(options), policy_(policy), reference_(reference), gen_(std::move(gen)), out_(out) {}
 
-  at::Tensor decide(const StepView& view) override {
+  at::Tensor decide_view(const StepView& view) override {
     const at::Tensor scores = policy_.score(view);
     RolloutStep step{sample_drops(scores, options_.schedule.interval, gen_), {}, {}, {}};
     step.old_logp = eviction_logprobs(scores, step.drops, options_.logprob);
@@ -54,7 +54,7 @@ Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids
   Rollout r;
   r.steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
   SamplingDecider decider(options, policy, reference, std::move(gen), r);
-  BudgetedRun run = run_budgeted(model, ids, options.schedule, options.features, decider);
+  BudgetedRun run = run_budgeted(model, ids, options.schedule, decider);
   r.nll = std::move(run.nll);
   r.drop_slots = std::move(run.drop_slots);
   return r;

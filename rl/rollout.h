@@ -4,10 +4,10 @@
 
 #include <vector>
 
+#include "cache/rollout_reward.h"
 #include "cache/schedule.h"
-#include "policy/drop_selection.h"
+#include "kernels/drop_selection.h"
 #include "policy/features.h"
-#include "rl/reward.h"
 
 namespace foresight {
 

@@ -18,6 +18,7 @@
 #include "policy/scorer.h"
 #include "rl/collective.h"
 #include "rl/grpo_config.h"
+#include "rl/grpo_loss.h"
 #include "rl/policy_update.h"
 #include "rl/rollout.h"
 #include "train/optimizer.h"

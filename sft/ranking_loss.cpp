@@ -2,7 +2,8 @@
 
 #include <ATen/ATen.h>
 
-#include "policy/drop_selection.h"
+#include "kernels/drop_selection.h"
+#include "policy/drop_overlap.h"
 
 namespace foresight {
 

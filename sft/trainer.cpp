@@ -8,12 +8,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "cache/budgeted_runner.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sha256.h"
 #include "golden/golden_file.h"
 #include "model/transformer.h"
+#include "policy/policy_drops.h"
 #include "policy/scorer.h"
 #include "sft/ranking_loss.h"
 #include "sft/sft_config.h"
@@ -29,16 +29,17 @@ namespace {
 // Teacher forcing: the oracle's drops drive the cache while the scorer is scored against the
 // oracle's ranking. When training, each step's share of the loss is backpropagated at once, so
 // memory stays one step deep however long the trace.
-class DistillationDecider : public DropDecider {
+class DistillationDecider : public FeatureDecider {
  public:
-  DistillationDecider(LearnedScorer& scorer, const GoldenTrace& golden, double margin, double weight, bool train)
-      : scorer_(scorer), golden_(golden), margin_(margin), weight_(weight), train_(train) {
+  DistillationDecider(LearnedScorer& scorer, FeatureSet features, const GoldenTrace& golden, double margin,
+                      double weight, bool train)
+      : FeatureDecider(features), scorer_(scorer), golden_(golden), margin_(margin), weight_(weight), train_(train) {
     // Rows (step, KV head) with at least one ordered pair, per layer: the layer loss averages them.
     const at::Tensor& o = golden.oracle_scores;
     rows_ = (std::get<0>(o.max(-1)) > std::get<0>(o.min(-1))).sum({1, 2}).clamp_min(1).to(at::kDouble);
   }
 
-  at::Tensor decide(const StepView& view) override {
+  at::Tensor decide_view(const StepView& view) override {
     const at::Device device = view.features.device();
     const at::Tensor drops = golden_.drop_slots[view.layer][view.step].to(device, at::kLong);
     const at::Tensor oracle = golden_.oracle_scores[view.layer][view.step].to(device);
@@ -76,8 +77,8 @@ BatchResult run_batch(const Transformer& model, LearnedScorer& scorer, const Gol
   int64_t rows = 0, tokens = 0;
   for (const std::string& id : ids) {
     const GoldenTrace g = golden.read(id);
-    DistillationDecider decider(scorer, g, cfg.margin, 1.0 / static_cast<double>(ids.size()), train);
-    run_budgeted(model, token_ids(g.tokens), golden.header().schedule, cfg.features, decider);
+    DistillationDecider decider(scorer, cfg.features, g, cfg.margin, 1.0 / static_cast<double>(ids.size()), train);
+    run_budgeted(model, token_ids(g.tokens), golden.header().schedule, decider);
     loss += decider.loss;
     overlap_sum += decider.overlap_sum;
     rows += decider.overlap_rows;

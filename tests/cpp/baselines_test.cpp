@@ -3,11 +3,11 @@
 
 #include <limits>
 
-#include "cache/budgeted_runner.h"
-#include "policy/drop_selection.h"
+#include "kernels/drop_selection.h"
 #include "policy/features.h"
 #include "policy/golden_replay.h"
 #include "policy/h2o.h"
+#include "policy/policy_drops.h"
 #include "policy/random_policy.h"
 #include "policy/registry.h"
 #include "policy/rkv.h"
@@ -122,10 +122,11 @@ TEST(Registry, UnknownNamesListTheKnownOnes) {
 
 // Checks at every step of a real run that the policy's drops are exactly its W highest scores
 // (no kept candidate outranks a dropped one) and never among the newest W tokens.
-class CheckedDrops : public DropDecider {
+class CheckedDrops : public FeatureDecider {
  public:
-  CheckedDrops(EvictionPolicy& policy, const EvictionSchedule& s) : policy_(policy), schedule_(s) {}
-  at::Tensor decide(const StepView& view) override {
+  CheckedDrops(EvictionPolicy& policy, const EvictionSchedule& s)
+      : FeatureDecider(FeatureSet::Recency), policy_(policy), schedule_(s) {}
+  at::Tensor decide_view(const StepView& view) override {
     const at::Tensor scores = policy_.score(view);
     const at::Tensor d = top_w(scores, schedule_.interval);
     const at::Tensor dropped = at::zeros_like(scores, at::kBool).scatter_(1, d, true);
@@ -154,7 +155,7 @@ TEST(Registry, EveryPolicyDropsItsTopWAndNeverTheNewestChunk) {
   for (const PolicyPreset& preset : policy_presets()) {
     const auto policy = make_policy(preset, {&scorer, oracle, 3});
     CheckedDrops decider(*policy, schedule);
-    run_budgeted(model, ids, schedule, FeatureSet::Recency, decider);
+    run_budgeted(model, ids, schedule, decider);
     EXPECT_EQ(decider.steps, 2 * schedule.steps(60)) << preset.name;
   }
 }

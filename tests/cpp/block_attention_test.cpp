@@ -1,4 +1,4 @@
-#include "golden/block_attention.h"
+#include "kernels/block_attention_cpu.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

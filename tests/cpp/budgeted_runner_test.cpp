@@ -5,10 +5,11 @@
 #include <gtest/gtest.h>
 
 #include "golden/recorder.h"
+#include "kernels/drop_selection.h"
 #include "model/attention.h"
 #include "model/token_metrics.h"
 #include "model/transformer.h"
-#include "policy/drop_selection.h"
+#include "policy/policy_drops.h"
 #include "tiny_model.h"
 
 namespace foresight {
@@ -21,7 +22,7 @@ TEST(BudgetedRunner, WithTheWholeTraceInBudgetItIsTheFullCacheModel) {
   const Transformer model = tiny_model("full", 4, 2);
   const auto ids = random_ids(40, 1);
   ForcedDrops none(at::empty({2, 0, 2, 8}, at::kInt));
-  const BudgetedRun run = run_budgeted(model, ids, {64, 8}, FeatureSet::Recency, none);
+  const BudgetedRun run = run_budgeted(model, ids, {64, 8}, none);
   const at::Tensor tokens = at::tensor(ids, at::kLong);
   const TokenMetrics full = token_metrics(model, model.forward(tokens, 0, no_cache_attention()), tokens);
   EXPECT_EQ(run.drop_slots.size(1), 0);
@@ -34,7 +35,7 @@ TEST(BudgetedRunner, ForcedModeReproducesTheGoldenTrajectory) {
   const EvictionSchedule schedule{16, 8};
   const GoldenTrace golden = record_golden_trace(model, ids, {schedule, {8, 8}, false});
   ForcedDrops forced(golden.drop_slots);
-  const BudgetedRun run = run_budgeted(model, ids, schedule, FeatureSet::Recency, forced);
+  const BudgetedRun run = run_budgeted(model, ids, schedule, forced);
   ASSERT_EQ(run.drop_positions.sizes(), golden.drop_positions.sizes());
   EXPECT_TRUE(at::equal(run.drop_slots, golden.drop_slots));
   EXPECT_TRUE(at::equal(run.drop_positions, golden.drop_positions));
@@ -54,8 +55,8 @@ TEST(BudgetedRunner, GreedyDropsFollowThePolicyScores) {
   const Transformer model = tiny_model("greedy", 4, 2);
   const auto ids = random_ids(60, 3);
   OldestFirst policy;
-  PolicyDrops greedy(policy, 4);
-  const BudgetedRun run = run_budgeted(model, ids, {16, 4}, FeatureSet::Recency, greedy);
+  PolicyDrops greedy(policy, FeatureSet::Recency, 4);
+  const BudgetedRun run = run_budgeted(model, ids, {16, 4}, greedy);
   // Dropping the oldest each time is a sliding window: step s drops positions 4s .. 4s+3.
   for (int64_t s = 0; s < run.drop_positions.size(1); ++s) {
     const at::Tensor want = at::arange(4 * s, 4 * s + 4, at::kInt).expand({2, 2, 4});

@@ -4,9 +4,9 @@
 
 #include <cmath>
 
-#include "policy/drop_selection.h"
+#include "cache/rollout_reward.h"
+#include "kernels/drop_selection.h"
 #include "rl/grpo_loss.h"
-#include "rl/reward.h"
 
 namespace foresight {
 namespace {

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <map>
 
-#include "policy/drop_selection.h"
+#include "kernels/drop_selection.h"
 #include "policy/scorer.h"
 #include "rl/grpo_loss.h"
 #include "rl/policy_update.h"

@@ -9,8 +9,8 @@
 
 #include "common/error.h"
 #include "kernel_test_support.h"
-#include "golden/block_attention.h"
 #include "kernels/block_attention.cuh"
+#include "kernels/block_attention_cpu.h"
 
 namespace foresight {
 namespace {

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "kernel_test_support.h"
 #include "kernels/chunk_attention.cuh"
+#include "policy/features.h"
 
 namespace foresight {
 namespace {
@@ -202,9 +203,9 @@ TEST(KernelChunkAttentionGpu, LayerCacheOnCudaMatchesTheCpu) {
   for (int step = 0; step < 3; ++step, start += w) {
     chunk(start, w);
     for (FeatureSet set : {FeatureSet::Recency, FeatureSet::Reference}) {
-      EXPECT_LT(relative_error(gpu.candidate_features(budget, set), cpu.candidate_features(budget, set)), 1e-5);
+      EXPECT_LT(relative_error(candidate_features(gpu.candidates(budget), set), candidate_features(cpu.candidates(budget), set)), 1e-5);
     }
-    EXPECT_LT(relative_error(gpu.candidate_attention(budget), cpu.candidate_attention(budget)), 1e-5);
+    EXPECT_LT(relative_error(gpu.candidates(budget).attention, cpu.candidates(budget).attention), 1e-5);
     const at::Tensor drops = std::get<0>(at::randperm(budget).slice(0, 0, w).sort()).unsqueeze(0).repeat({kv, 1});
     cpu.evict(drops, budget);
     gpu.evict(drops.cuda(), budget);

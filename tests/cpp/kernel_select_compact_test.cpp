@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "cache/layer_cache.h"
-#include "kernels/select_compact_op.h"
-#include "policy/drop_selection.h"
-#include "policy/features.h"
 #include "kernel_test_support.h"
+#include "kernels/drop_selection.h"
+#include "kernels/select_compact_op.h"
+#include "policy/features.h"
 
 #ifdef FORESIGHT_WITH_CUDA
 #include "kernels/select_compact.cuh"
@@ -163,7 +163,7 @@ TEST(SelectCompactCpu, LayerCacheEvictIsUnchanged) {
   };
   // Keys, values, cum, cum_decay and positions of all entries.
   auto state = [&]() {
-    const at::Tensor f = cache.candidate_features(cache.size(), FeatureSet::Recency);
+    const at::Tensor f = candidate_features(cache.candidates(cache.size()), FeatureSet::Recency);
     return CacheEntries{feature_keys(f, g), f.slice(-1, d, 2 * d), feature_statistic(f, Statistic::Cum, g),
                         feature_statistic(f, Statistic::CumDecay, g), cache.positions()};
   };
@@ -174,7 +174,7 @@ TEST(SelectCompactCpu, LayerCacheEvictIsUnchanged) {
     const CacheEntries want = previous_evict(state(), slots, budget);
     cache.evict(slots, budget);
     ASSERT_EQ(cache.size(), budget);
-    const at::Tensor f = cache.candidate_features(budget, FeatureSet::Recency);
+    const at::Tensor f = candidate_features(cache.candidates(budget), FeatureSet::Recency);
     EXPECT_TRUE(at::equal(feature_keys(f, g), want.keys)) << "step " << step;
     EXPECT_TRUE(at::equal(f.slice(-1, d, 2 * d), want.values));
     EXPECT_TRUE(at::equal(feature_statistic(f, Statistic::Cum, g), want.cum));

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include "policy/features.h"
+
 namespace foresight {
 namespace {
 
@@ -134,7 +136,7 @@ TEST_P(LayerCacheFeatures, MatchNaiveStatisticsAcrossStepsWithDrops) {
   for (int64_t s = 0; s < steps; ++s, start += w) {
     const auto stats = chunk(start, w);
     ASSERT_EQ(cache.size(), budget + w);
-    expect_features(cache.candidate_features(budget, set), naive, stats, budget);
+    expect_features(candidate_features(cache.candidates(budget), set), naive, stats, budget);
     const at::Tensor drops = std::get<0>(at::randperm(budget).slice(0, 0, w).sort()).unsqueeze(0).repeat({kv, 1});
     const at::Tensor per_head = kv > 1 ? at::cat({drops.slice(0, 0, 1), std::get<0>(at::randperm(budget).slice(0, 0, w).sort()).unsqueeze(0).repeat({kv - 1, 1})}) : drops;
     std::vector<std::vector<int64_t>> slots(static_cast<std::size_t>(kv));

@@ -1,4 +1,4 @@
-#include "policy/drop_selection.h"
+#include "kernels/drop_selection.h"
 
 #include <ATen/ATen.h>
 
@@ -17,11 +17,6 @@ SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& ge
   const at::Tensor order = top_slots.gather(-1, picks);
   const at::Device device = scores.device();
   return {std::get<0>(order.sort(-1)).to(device), order.to(device), top_slots.to(device)};
-}
-
-at::Tensor drop_overlap(const at::Tensor& chosen, const at::Tensor& reference) {
-  const at::Tensor hit = (chosen.unsqueeze(2) == reference.to(chosen.scalar_type()).unsqueeze(1)).any(2);
-  return hit.to(at::kFloat).sum(1) / static_cast<double>(reference.size(1));
 }
 
 at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen) {

@@ -1,4 +1,6 @@
 #pragma once
+// The drop rules of DESIGN.md §6 in plain LibTorch ops: what policies use on the CPU and the
+// reference the select_compact kernel is checked against.
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
@@ -16,9 +18,6 @@ struct SampledDrops {
   at::Tensor pool;   // int64 [Hkv, 2w], the candidates the draws were made from
 };
 SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& gen);
-
-// |chosen ∩ reference| / W per row of two drop sets [R, W] (slots, any order): float32 [R].
-at::Tensor drop_overlap(const at::Tensor& chosen, const at::Tensor& reference);
 
 // sample_drops(...).slots
 at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen);

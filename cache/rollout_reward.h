@@ -5,7 +5,8 @@
 
 namespace foresight {
 
-// DESIGN.md §6's reward of one rollout, from per-position NLL (index t predicts token t+1).
+// DESIGN.md §6's reward of one budgeted run against the full cache, from per-position NLL (index t
+// predicts token t+1). GRPO's rollouts and the evaluation's metrics share it, so it lives below both.
 struct RewardOptions {
   std::string kind = "spike";     // spike: -mean(d^2 [d < -threshold]); mean_nll: -mean(nll_evict - nll_full)
   double threshold = 1.5;         // nats of NLL increase that count as a spike
@@ -24,8 +25,5 @@ struct RolloutReward {
 // positions of highest full-cache entropy (ties: the earlier position is left out first).
 RolloutReward rollout_reward(const at::Tensor& nll_full, const at::Tensor& entropy, const at::Tensor& nll_evict,
                              int64_t offset, const RewardOptions& options);
-
-// (r - mean) / (population std + 1e-8) within one group of rollouts of the same trace.
-at::Tensor group_advantages(const at::Tensor& rewards);
 
 }  // namespace foresight

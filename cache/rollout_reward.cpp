@@ -1,4 +1,4 @@
-#include "rl/reward.h"
+#include "cache/rollout_reward.h"
 
 #include <ATen/ATen.h>
 
@@ -21,11 +21,6 @@ RolloutReward rollout_reward(const at::Tensor& nll_full, const at::Tensor& entro
   r.mean_nll_increase = (-d).mean().item<double>();
   r.reward = options.kind == "mean_nll" ? -r.mean_nll_increase : -(d * d * spike).mean().item<double>();
   return r;
-}
-
-at::Tensor group_advantages(const at::Tensor& rewards) {
-  const at::Tensor r = rewards.to(at::kDouble);
-  return (r - r.mean()) / (r.std(/*unbiased=*/false) + 1e-8);
 }
 
 }  // namespace foresight
