@@ -205,6 +205,11 @@ LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expe
       throw Error("scorer " + dir + ": tensor " + name + " has shape " + c10::str(t.sizes()) + ", expected " +
                   c10::str(param.sizes()));
     }
+    // Caught here, by name, rather than as NaN scores (and drops chosen by NaN order) at every step.
+    if (const int64_t bad = (~at::isfinite(t)).sum().item<int64_t>(); bad > 0) {
+      throw Error(weights.path() + ": tensor " + name + " holds " + std::to_string(bad) +
+                  " non-finite values (NaN or inf) of " + std::to_string(t.numel()));
+    }
     c10::NoGradGuard no_grad;
     param.copy_(t);
   }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 
+#include "common/error.h"
 #include "policy/drop_selection.h"
 #include "policy/scorer.h"
 #include "rl/grpo_loss.h"
@@ -193,6 +194,38 @@ TEST(Rollout, OldAndReferenceLogprobsAreEachScorersLogprobsAtTheDrops) {
       EXPECT_TRUE(at::equal(step.drops.slots, r.drop_slots[layer][static_cast<int64_t>(s)].to(at::kLong)));
     }
   }
+}
+
+// A scorer whose weights went NaN must stop the rollout by layer and step, not feed the sampler a
+// NaN softmax.
+TEST(Rollout, NonFiniteScoresAreRefusedByLayerAndStep) {
+  const Transformer model = tiny_model("rollout_nan", 4, 2);
+  const auto ids = random_ids(50, 6);
+  const EvictionSchedule schedule{16, 8};
+  LearnedScorer policy(spec_of(model, schedule), 1), reference(spec_of(model, schedule), 2);
+  const RolloutOptions options{schedule, FeatureSet::Recency, LogprobKind::PerDrop, false};
+  auto error_of = [&](LearnedScorer& p, LearnedScorer& ref) {
+    try {
+      sample_rollout(model, ids, options, p, ref, at::make_generator<at::CPUGeneratorImpl>(4));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  {
+    c10::NoGradGuard no_grad;
+    for (const auto& [name, t] : policy.named_parameters()) {
+      if (name == "layers.1.fc2.bias") t.fill_(NAN);  // every score of layer 1, from its first step
+    }
+  }
+  const std::string e = error_of(policy, reference);
+  EXPECT_NE(e.find("policy scorer gave 32 non-finite scores (NaN or inf) of 32"), std::string::npos) << e;  // Hkv 2 x B 16
+  EXPECT_NE(e.find("layer 1, eviction step 0"), std::string::npos) << e;
+  // The same scorer as the frozen reference: named as such.
+  LearnedScorer clean(spec_of(model, schedule), 1);
+  const std::string r = error_of(clean, policy);
+  EXPECT_NE(r.find("reference scorer"), std::string::npos) << r;
+  EXPECT_NE(r.find("layer 1, eviction step 0"), std::string::npos) << r;
 }
 
 }  // namespace
