@@ -65,8 +65,7 @@ void cmd_run(int argc, char** argv) {
   rc.expect.check(ckpt.config, rc.model);
   for (const Trace& t : traces) check_trace_fits(ckpt.config, t);
   const Transformer model(ckpt, rc.runtime);
-  GoldenFileWriter writer(rc.output, {fingerprint(ckpt.config, ckpt.config_json), schedule,
-                                      rc.options.keep_attention, rc.yaml});
+  GoldenFileWriter writer(rc.output, {fingerprint(ckpt), schedule, rc.options.keep_attention, rc.yaml});
 
   std::vector<const Trace*> todo;
   std::vector<std::string> too_short;

@@ -173,6 +173,7 @@ void write_header(hid_t file, const GoldenHeader& h) {
   write_int_attr(file, "kv_heads", h.model.kv_heads);
   write_int_attr(file, "head_dim", h.model.head_dim);
   write_string_attr(file, "config_sha256", h.model.config_sha256);
+  if (!h.model.weights_sha256.empty()) write_string_attr(file, "weights_sha256", h.model.weights_sha256);
   write_string_attr(file, "config", h.config_yaml);
 }
 
@@ -189,7 +190,9 @@ GoldenHeader read_header(hid_t file, const std::string& path) {
   h.keep_attention = read_int_attr(file, "keep_attention", path) != 0;
   h.model = {read_string_attr(file, "architecture", path), read_int_attr(file, "layers", path),
              read_int_attr(file, "heads", path), read_int_attr(file, "kv_heads", path),
-             read_int_attr(file, "head_dim", path), read_string_attr(file, "config_sha256", path)};
+             read_int_attr(file, "head_dim", path), read_string_attr(file, "config_sha256", path),
+             // Files written before the weights were fingerprinted lack it; same_model() then checks the config alone.
+             has_attr(file, "weights_sha256") ? read_string_attr(file, "weights_sha256", path) : std::string()};
   h.config_yaml = read_string_attr(file, "config", path);
   return h;
 }
@@ -245,7 +248,9 @@ GoldenFileWriter::GoldenFileWriter(std::string path, const GoldenHeader& header)
     throw Error(path_ + " exists and was written with " + what + " " + theirs + "; this run has " + ours +
                 ". Resume with the same settings, or choose another output.");
   };
-  if (!(existing.model == header.model)) refuse("model", existing.model.describe(), header.model.describe());
+  if (!same_model(existing.model, header.model, path_)) {
+    refuse("model", existing.model.describe(), header.model.describe());
+  }
   if (existing.schedule.budget != header.schedule.budget || existing.schedule.interval != header.schedule.interval) {
     refuse("budget/interval", std::to_string(existing.schedule.budget) + "/" + std::to_string(existing.schedule.interval),
            std::to_string(header.schedule.budget) + "/" + std::to_string(header.schedule.interval));

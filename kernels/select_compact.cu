@@ -189,7 +189,7 @@ __global__ void compact_entries_kernel(PlaneArgs planes, int64_t entries, const 
   }
   __syncthreads();
   if (bad) {
-    if (threadIdx.x == 0) atomicExch(bad_rows, 1);
+    if (threadIdx.x == 0 && bad_rows != nullptr) atomicExch(bad_rows, 1);
     return;
   }
   const int cols = static_cast<int>(units - first_col < kUnitsPerBlock ? units - first_col : kUnitsPerBlock);

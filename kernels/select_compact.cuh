@@ -27,7 +27,8 @@ struct CompactPlane {
 // each of the `planes` (at most kMaxCompactPlanes, all with `rows` rows of `entries` entries):
 // survivors keep their order and the later entries follow, so the first entries - drops entries
 // hold the result and the last `drops` keep their old contents. A row whose slots are not
-// ascending, distinct and below `budget` is left untouched and sets *bad_rows (device int32) to 1.
+// ascending, distinct and below `budget` is left untouched and sets *bad_rows (device int32) to 1;
+// `bad_rows` may be null for a caller whose slots are valid by construction or checked already.
 inline constexpr int kMaxCompactPlanes = 5;
 int launch_compact_entries(const CompactPlane* planes, int plane_count, int64_t rows, int64_t entries,
                            const int64_t* slots, int64_t drops, int64_t budget, int32_t* bad_rows, void* stream);

@@ -140,7 +140,8 @@ void compact_entries_cuda(const CacheEntries& e, const at::Tensor& sorted_slots,
   const at::Tensor slots = sorted_slots.contiguous();
   check_launch(launch_compact_entries(planes.data(), static_cast<int>(planes.size()), e.positions.size(0),
                                       e.positions.size(1), slots.data_ptr<int64_t>(), slots.size(1), budget,
-                                      /*bad_rows=*/nullptr, current_stream(e.positions.device())),
+                                      /*bad_rows=*/nullptr,  // the slots are valid: no flag, no read-back
+                                      current_stream(e.positions.device())),
                "compact_entries kernel");
   for (std::size_t i = 0; i < cache.size(); ++i) {
     if (!work[i].is_same(cache[i])) cache[i].copy_(work[i]);

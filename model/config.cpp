@@ -128,14 +128,20 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.intermediate_size = r.positive_int("intermediate_size");
   c.num_layers = r.positive_int("num_hidden_layers");
   c.num_heads = r.positive_int("num_attention_heads");
-  c.num_kv_heads = r.has("num_key_value_heads") ? r.positive_int("num_key_value_heads") : c.num_heads;
+  // Defaults of a key config.json leaves out are transformers' (4.57): Qwen2Config and Qwen3Config
+  // default num_key_value_heads to 32, LlamaConfig to num_attention_heads.
+  c.num_kv_heads = r.has("num_key_value_heads") ? r.positive_int("num_key_value_heads")
+                   : c.arch == Architecture::Llama ? c.num_heads
+                                                   : 32;
   if (c.num_heads % c.num_kv_heads != 0) {
-    r.fail("num_key_value_heads", "is " + std::to_string(c.num_kv_heads) +
-                                      ", expected a divisor of num_attention_heads (" +
+    r.fail("num_key_value_heads", (r.has("num_key_value_heads") ? "is " : "is missing, so transformers' default ") +
+                                      std::to_string(c.num_kv_heads) + ", but expected a divisor of num_attention_heads (" +
                                       std::to_string(c.num_heads) + ")");
   }
   if (r.has("head_dim")) {
     c.head_dim = r.positive_int("head_dim");
+  } else if (c.arch == Architecture::Qwen3) {
+    c.head_dim = 128;  // Qwen3Config's default; Qwen2 and Llama derive it
   } else {
     if (c.hidden_size % c.num_heads != 0) {
       r.fail("head_dim", "is missing and hidden_size is not a multiple of num_attention_heads");
@@ -146,7 +152,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.max_position_embeddings = r.positive_int("max_position_embeddings");
   c.rms_norm_eps = r.positive_number("rms_norm_eps", 1e-6);
   c.rope_theta = r.positive_number("rope_theta", 10000.0);
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", c.arch != Architecture::Llama);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);  // all three configs default to untied
   if (r.has("rope_scaling")) c.rope_scaling = parse_rope_scaling(j.at("rope_scaling"), r, source);
   const std::string act = j.value("hidden_act", std::string("silu"));
   if (act != "silu") r.fail("hidden_act", "is \"" + act + "\", expected \"silu\"");

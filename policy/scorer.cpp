@@ -31,8 +31,11 @@ constexpr const char* kFormat = "foresightkv-scorer";
 constexpr int64_t kVersion = 1;
 
 nlohmann::json fingerprint_json(const ModelFingerprint& f) {
-  return {{"architecture", f.architecture}, {"layers", f.layers},     {"heads", f.heads},
-          {"kv_heads", f.kv_heads},         {"head_dim", f.head_dim}, {"config_sha256", f.config_sha256}};
+  nlohmann::json j = {{"architecture", f.architecture}, {"layers", f.layers},     {"heads", f.heads},
+                      {"kv_heads", f.kv_heads},         {"head_dim", f.head_dim}, {"config_sha256", f.config_sha256}};
+  // Left out rather than empty when unknown (a spec read from a checkpoint written before it existed).
+  if (!f.weights_sha256.empty()) j["weights_sha256"] = f.weights_sha256;
+  return j;
 }
 
 // DIR/scorer.json, parsed and checked to be a manifest of this format and version.
@@ -64,6 +67,18 @@ T manifest_field(const nlohmann::json& object, const std::string& key) {
                 (std::is_same_v<T, std::string> ? "a string" : "an integer"));
   }
   return it->template get<T>();
+}
+
+// The manifest's "base_model" object; weights_sha256 may be absent (checkpoints written before it existed).
+ModelFingerprint base_model_of(const nlohmann::json& m) {
+  const auto b = m.find("base_model");
+  if (b == m.end() || !b->is_object()) throw Error("key \"base_model\" is missing or not an object");
+  return {manifest_field<std::string>(*b, "architecture"), manifest_field<int64_t>(*b, "layers"),
+          manifest_field<int64_t>(*b, "heads"),
+          manifest_field<int64_t>(*b, "kv_heads"),
+          manifest_field<int64_t>(*b, "head_dim"),
+          manifest_field<std::string>(*b, "config_sha256"),
+          b->contains("weights_sha256") ? manifest_field<std::string>(*b, "weights_sha256") : std::string()};
 }
 
 }  // namespace
@@ -158,9 +173,16 @@ void LearnedScorer::save(const std::string& dir, const std::string& provenance_j
 LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expected) {
   const nlohmann::json m = read_manifest(dir);
   const ModelFingerprint& want = expected.base_model;
-  if (m.at("base_model") != fingerprint_json(want)) {
-    throw Error("scorer " + dir + " was trained for another model (" + m.at("base_model").dump() +
-                "); this run uses " + want.describe());
+  const std::string manifest_path = (fs::path(dir) / "scorer.json").string();
+  ModelFingerprint recorded;
+  try {
+    recorded = base_model_of(m);
+  } catch (const Error& e) {
+    throw Error(manifest_path + ": " + e.what());
+  }
+  if (!same_model(recorded, want, manifest_path)) {
+    throw Error("scorer " + dir + " was trained for another model (" + recorded.describe() + "); this run uses " +
+                want.describe());
   }
   if (m.at("features") != feature_set_name(expected.features)) {
     throw Error("scorer " + dir + " uses features \"" + m.at("features").get<std::string>() + "\"; this run asks for \"" +
@@ -183,6 +205,11 @@ LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expe
       throw Error("scorer " + dir + ": tensor " + name + " has shape " + c10::str(t.sizes()) + ", expected " +
                   c10::str(param.sizes()));
     }
+    // Caught here, by name, rather than as NaN scores (and drops chosen by NaN order) at every step.
+    if (const int64_t bad = (~at::isfinite(t)).sum().item<int64_t>(); bad > 0) {
+      throw Error(weights.path() + ": tensor " + name + " holds " + std::to_string(bad) +
+                  " non-finite values (NaN or inf) of " + std::to_string(t.numel()));
+    }
     c10::NoGradGuard no_grad;
     param.copy_(t);
   }
@@ -192,14 +219,8 @@ LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expe
 ScorerSpec LearnedScorer::read_spec(const std::string& dir) {
   const nlohmann::json m = read_manifest(dir);
   try {
-    const auto b = m.find("base_model");
-    if (b == m.end() || !b->is_object()) throw Error("key \"base_model\" is missing or not an object");
     ScorerSpec spec;
-    spec.base_model = {manifest_field<std::string>(*b, "architecture"), manifest_field<int64_t>(*b, "layers"),
-                       manifest_field<int64_t>(*b, "heads"),
-                       manifest_field<int64_t>(*b, "kv_heads"),
-                       manifest_field<int64_t>(*b, "head_dim"),
-                       manifest_field<std::string>(*b, "config_sha256")};
+    spec.base_model = base_model_of(m);
     spec.group = manifest_field<int64_t>(m, "group_size");
     spec.features = parse_feature_set(manifest_field<std::string>(m, "features"));
     spec.schedule = {manifest_field<int64_t>(m, "budget"), manifest_field<int64_t>(m, "interval")};

@@ -121,6 +121,8 @@ nlohmann::ordered_json export_manifest(const ScorerSpec& spec, ExportFormat form
         {"head_dim", m.head_dim},
         {"config_sha256", m.config_sha256}}},
       {"provenance", nlohmann::ordered_json::parse(provenance_json)}};
+  // Absent, as in the scorer's own manifest, when the scorer was written before weights were fingerprinted.
+  if (!m.weights_sha256.empty()) manifest["base_model"]["weights_sha256"] = m.weights_sha256;
   if (test_vectors > 0) {
     manifest["test_vectors"] = {
         {"file", kTestVectorsFile},
@@ -154,8 +156,8 @@ std::vector<std::pair<std::string, at::Tensor>> test_vectors(LearnedScorer& scor
 
 void check_model(const ScorerSpec& spec, const std::string& checkpoint, const std::string& model_dir) {
   const Checkpoint model = load_checkpoint(model_dir);
-  const ModelFingerprint fp = fingerprint(model.config, model.config_json);
-  if (fp != spec.base_model) {
+  const ModelFingerprint fp = fingerprint(model);
+  if (!same_model(spec.base_model, fp, (fs::path(checkpoint) / "scorer.json").string())) {
     throw Error("scorer " + checkpoint + " was trained for another model: the scorer's is " +
                 spec.base_model.describe() + "; --model " + model_dir + " is " + fp.describe());
   }

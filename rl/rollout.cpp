@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "common/error.h"
 #include "policy/policy_drops.h"
 #include "policy/scorer.h"
 #include "rl/grpo_loss.h"
@@ -21,6 +22,16 @@ at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops
 
 namespace {
 
+// A NaN or inf score turns the sampler's softmax into NaN (or an -inf slot is silently never drawn)
+// and the log-probabilities into NaN: refused where it appears, by scorer, layer and step.
+at::Tensor finite_scores(at::Tensor scores, const char* which, const StepView& view) {
+  const int64_t bad = (~at::isfinite(scores)).sum().item<int64_t>();
+  if (bad == 0) return scores;
+  throw Error("rollout: the " + std::string(which) + " scorer gave " + std::to_string(bad) + " non-finite scores (NaN " +
+              "or inf) of " + std::to_string(scores.numel()) + " at layer " + std::to_string(view.layer) +
+              ", eviction step " + std::to_string(view.step) + "; its weights or the step's features are not finite");
+}
+
 // Samples each step's drops from the policy and records what the update needs.
 class SamplingDecider : public FeatureDecider {
  public:
@@ -29,10 +40,11 @@ class SamplingDecider : public FeatureDecider {
       : FeatureDecider(options.features), options_(options), policy_(policy), reference_(reference), gen_(std::move(gen)), out_(out) {}
 
   at::Tensor decide_view(const StepView& view) override {
-    const at::Tensor scores = policy_.score(view);
+    const at::Tensor scores = finite_scores(policy_.score(view), "policy", view);
     RolloutStep step{sample_drops(scores, options_.schedule.interval, gen_), {}, {}, {}};
     step.old_logp = eviction_logprobs(scores, step.drops, options_.logprob);
-    step.ref_logp = eviction_logprobs(reference_.score(view), step.drops, options_.logprob);
+    step.ref_logp = eviction_logprobs(finite_scores(reference_.score(view), "reference", view), step.drops,
+                                      options_.logprob);
     if (options_.keep_features) step.features = view.features;
     auto& layer = out_.steps[static_cast<std::size_t>(view.layer)];
     layer.push_back(std::move(step));

@@ -22,8 +22,8 @@ TrainingModel load_model_of_golden(const std::string& model_dir, const ModelExpe
                                    const GoldenFileReader& golden, const std::string& golden_path) {
   Checkpoint ckpt = load_checkpoint(model_dir);
   expect.check(ckpt.config, model_dir);
-  const ModelFingerprint fp = fingerprint(ckpt.config, ckpt.config_json);
-  if (!(golden.header().model == fp)) {
+  const ModelFingerprint fp = fingerprint(ckpt);
+  if (!same_model(golden.header().model, fp, golden_path)) {
     throw Error(golden_path + " was recorded with another model (" + golden.header().model.describe() +
                 "); this run uses " + model_dir + " (" + fp.describe() + ")");
   }

@@ -3,6 +3,7 @@
 
 #include <limits>
 
+#include "common/error.h"
 #include "kernels/drop_selection.h"
 #include "policy/features.h"
 #include "policy/golden_replay.h"
@@ -101,11 +102,31 @@ TEST(Baselines, RandomRepeatsWithItsSeedAndVariesAcrossSeeds) {
   EXPECT_FALSE(at::equal(sa, c.score(s.view())));
 }
 
-TEST(Baselines, GoldenReplayReturnsTheOraclesScores) {
-  HandStep s;
-  const at::Tensor oracle = at::randn({1, 1, 1, 8});
+// An oracle of 2 layers x 3 steps whose highest two scores sit at other slots in every cell: each
+// (layer, step) must replay its own cell's drops.
+TEST(Baselines, GoldenReplayDropsTheOraclesChoiceAtEachLayerAndStep) {
+  at::Tensor oracle = at::zeros({2, 3, 1, 8});
+  const int64_t pairs[2][3][2] = {{{0, 1}, {2, 5}, {6, 7}}, {{3, 4}, {1, 7}, {0, 2}}};
+  for (int64_t l = 0; l < 2; ++l) {
+    for (int64_t t = 0; t < 3; ++t) {
+      oracle[l][t][0][pairs[l][t][0]] = 2.0;
+      oracle[l][t][0][pairs[l][t][1]] = 1.0;
+    }
+  }
   GoldenReplay p(oracle);
-  EXPECT_TRUE(at::equal(p.score(s.view()), oracle[0][0]));
+  HandStep s;
+  for (int64_t l = 0; l < 2; ++l) {
+    for (int64_t t = 0; t < 3; ++t) {
+      StepView view = s.view();
+      view.layer = l;
+      view.step = t;
+      EXPECT_TRUE(at::equal(top_w(p.score(view), 2), slots({pairs[l][t][0], pairs[l][t][1]})))
+          << "layer " << l << " step " << t;
+    }
+  }
+  StepView past = s.view();
+  past.step = 3;
+  EXPECT_THROW(p.score(past), Error);  // a longer trace than the oracle's
 }
 
 TEST(Registry, UnknownNamesListTheKnownOnes) {

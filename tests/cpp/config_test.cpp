@@ -27,7 +27,26 @@ TEST(ModelConfig, ParsesQwen3WithExplicitHeadDim) {
   EXPECT_EQ(c.group_size(), 2);
   EXPECT_TRUE(c.qk_norm);
   EXPECT_FALSE(c.qkv_bias);
-  EXPECT_TRUE(c.tie_word_embeddings);  // HF's default for Qwen3
+  EXPECT_FALSE(c.tie_word_embeddings);  // Qwen3Config's default (transformers 4.57)
+}
+
+// Keys a config.json may leave out take the defaults of transformers 4.57's Qwen2Config,
+// Qwen3Config and LlamaConfig (their __init__ signatures): untied embeddings everywhere;
+// num_key_value_heads 32 for Qwen, num_attention_heads for Llama; head_dim 128 for Qwen3,
+// hidden_size / num_attention_heads otherwise.
+TEST(ModelConfig, MissingKeysTakeTransformersDefaults) {
+  const std::string rest = R"(", "vocab_size": 10, "hidden_size": 256, "intermediate_size": 16,
+    "num_hidden_layers": 1, "num_attention_heads": 64, "max_position_embeddings": 32})";
+  const struct {
+    const char* arch;
+    int64_t kv_heads, head_dim;
+  } cases[] = {{"qwen2", 32, 4}, {"qwen3", 32, 128}, {"llama", 64, 4}};
+  for (const auto& c : cases) {
+    const ModelConfig got = parse_model_config(std::string(R"({"model_type": ")") + c.arch + rest, "config.json");
+    EXPECT_FALSE(got.tie_word_embeddings) << c.arch;
+    EXPECT_EQ(got.num_kv_heads, c.kv_heads) << c.arch;
+    EXPECT_EQ(got.head_dim, c.head_dim) << c.arch;
+  }
 }
 
 TEST(ModelConfig, RoundTripsThroughJson) {

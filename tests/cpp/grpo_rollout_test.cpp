@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 
+#include "common/error.h"
 #include "kernels/drop_selection.h"
 #include "policy/scorer.h"
 #include "rl/grpo_loss.h"
@@ -155,23 +156,76 @@ TEST_P(RolloutUpdate, KeptFeaturesReplayAndTheDirectFormulaAgree) {
 
 INSTANTIATE_TEST_SUITE_P(Logprob, RolloutUpdate, ::testing::Values(LogprobKind::PerDrop, LogprobKind::PlackettLuce));
 
-TEST(Rollout, OldAndReferenceLogprobsAreThePoliciesScoresAtTheDrops) {
+// log p(slot) = score[slot] - log sum_k exp(score[k]) per head, summed in double by a plain loop:
+// the per-drop log-probability written out, independent of grpo_loss's log_softmax.
+at::Tensor naive_drop_logprobs(const at::Tensor& scores, const at::Tensor& slots) {
+  const at::Tensor s = scores.to(at::kDouble).contiguous();
+  at::Tensor out = at::empty(slots.sizes(), at::kDouble);
+  for (int64_t h = 0; h < s.size(0); ++h) {
+    double total = 0;
+    for (int64_t k = 0; k < s.size(1); ++k) total += std::exp(s[h][k].item<double>());
+    for (int64_t i = 0; i < slots.size(1); ++i) {
+      out[h][i] = s[h][slots[h][i].item<int64_t>()].item<double>() - std::log(total);
+    }
+  }
+  return out;
+}
+
+// The policy draws, the reference (another scorer) only scores: each step's old and reference
+// log-probabilities are their own scorer's, at the drawn slots.
+TEST(Rollout, OldAndReferenceLogprobsAreEachScorersLogprobsAtTheDrops) {
   const Transformer model = tiny_model("rollout_logp", 4, 2);
   const auto ids = random_ids(50, 6);
   const EvictionSchedule schedule{16, 8};
-  LearnedScorer policy(spec_of(model, schedule), 1);
+  LearnedScorer policy(spec_of(model, schedule), 1), reference(spec_of(model, schedule), 2);
   const Rollout r = sample_rollout(model, ids, {schedule, FeatureSet::Recency, LogprobKind::PerDrop, true}, policy,
-                                   policy, at::make_generator<at::CPUGeneratorImpl>(4));
+                                   reference, at::make_generator<at::CPUGeneratorImpl>(4));
+  ASSERT_EQ(r.steps[0].size(), 4u);  // (50 - 16 - 1) / 8
+  c10::NoGradGuard no_grad;
   for (std::size_t l = 0; l < r.steps.size(); ++l) {
     for (std::size_t s = 0; s < r.steps[l].size(); ++s) {
       const RolloutStep& step = r.steps[l][s];
-      EXPECT_TRUE(at::equal(step.old_logp, step.ref_logp));
-      c10::NoGradGuard no_grad;
-      const at::Tensor scores = policy.forward(static_cast<int64_t>(l), step.features);
-      EXPECT_TRUE(at::allclose(step.old_logp, at::log_softmax(scores, -1).gather(-1, step.drops.slots)));
-      EXPECT_TRUE(at::equal(step.drops.slots, r.drop_slots[static_cast<int64_t>(l)][static_cast<int64_t>(s)].to(at::kLong)));
+      const auto layer = static_cast<int64_t>(l);
+      const at::Tensor want_old = naive_drop_logprobs(policy.forward(layer, step.features), step.drops.slots);
+      const at::Tensor want_ref = naive_drop_logprobs(reference.forward(layer, step.features), step.drops.slots);
+      EXPECT_TRUE(at::allclose(step.old_logp.to(at::kDouble), want_old, 1e-5, 1e-5)) << "layer " << l << " step " << s;
+      EXPECT_TRUE(at::allclose(step.ref_logp.to(at::kDouble), want_ref, 1e-5, 1e-5)) << "layer " << l << " step " << s;
+      EXPECT_FALSE(at::allclose(want_old, want_ref, 1e-3, 1e-3)) << "the two scorers should disagree";
+      EXPECT_TRUE(at::equal(step.drops.slots, r.drop_slots[layer][static_cast<int64_t>(s)].to(at::kLong)));
     }
   }
+}
+
+// A scorer whose weights went NaN must stop the rollout by layer and step, not feed the sampler a
+// NaN softmax.
+TEST(Rollout, NonFiniteScoresAreRefusedByLayerAndStep) {
+  const Transformer model = tiny_model("rollout_nan", 4, 2);
+  const auto ids = random_ids(50, 6);
+  const EvictionSchedule schedule{16, 8};
+  LearnedScorer policy(spec_of(model, schedule), 1), reference(spec_of(model, schedule), 2);
+  const RolloutOptions options{schedule, FeatureSet::Recency, LogprobKind::PerDrop, false};
+  auto error_of = [&](LearnedScorer& p, LearnedScorer& ref) {
+    try {
+      sample_rollout(model, ids, options, p, ref, at::make_generator<at::CPUGeneratorImpl>(4));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  {
+    c10::NoGradGuard no_grad;
+    for (const auto& [name, t] : policy.named_parameters()) {
+      if (name == "layers.1.fc2.bias") t.fill_(NAN);  // every score of layer 1, from its first step
+    }
+  }
+  const std::string e = error_of(policy, reference);
+  EXPECT_NE(e.find("policy scorer gave 32 non-finite scores (NaN or inf) of 32"), std::string::npos) << e;  // Hkv 2 x B 16
+  EXPECT_NE(e.find("layer 1, eviction step 0"), std::string::npos) << e;
+  // The same scorer as the frozen reference: named as such.
+  LearnedScorer clean(spec_of(model, schedule), 1);
+  const std::string r = error_of(clean, policy);
+  EXPECT_NE(r.find("reference scorer"), std::string::npos) << r;
+  EXPECT_NE(r.find("layer 1, eviction step 0"), std::string::npos) << r;
 }
 
 }  // namespace

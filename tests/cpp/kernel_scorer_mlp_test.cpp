@@ -1,6 +1,6 @@
-// Kernel 4 (scorer_mlp): the op on the CPU is exactly LearnedScorer::forward on candidate_features'
-// assembly; the CUDA kernel equals the CPU reference within the dtype's tolerance. The GPU cases
-// skip without a GPU.
+// Kernel 4 (scorer_mlp): the op on the CPU and LearnedScorer::forward match a naive loop over the
+// documented feature layout; the CUDA kernel equals the CPU reference within the dtype's
+// tolerance. The GPU cases skip without a GPU.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
@@ -74,20 +74,53 @@ void expect_close(const at::Tensor& got, const at::Tensor& want, double tol, con
 }
 
 
-// --- CPU: the op is LearnedScorer::forward --------------------------------------------------------
+// DESIGN.md §4's scorer written out as loops in double, on the assembled features [R, B, F]:
+// row r is scored by KV head r % Hkv, s = sum_k w2[k] GELU(b1[k] + sum_f x[f] w1[f][k]) + b2, with
+// GELU(a) = a (1 + erf(a / sqrt 2)) / 2.
+at::Tensor naive_scores(const at::Tensor& features, const ScorerMlpWeights& w) {
+  const at::Tensor x = features.to(at::kDouble).contiguous(), w1 = w.fc1_weight.to(at::kDouble).contiguous(),
+                   b1 = w.fc1_bias.to(at::kDouble).contiguous(), w2 = w.fc2_weight.to(at::kDouble).contiguous(),
+                   b2 = w.fc2_bias.to(at::kDouble).contiguous();
+  const auto xa = x.accessor<double, 3>();
+  const auto w1a = w1.accessor<double, 3>(), w2a = w2.accessor<double, 3>();
+  const auto b1a = b1.accessor<double, 2>(), b2a = b2.accessor<double, 2>();
+  const int64_t rows = x.size(0), b = x.size(1), f = x.size(2), heads = w1.size(0), hidden = w1.size(2);
+  at::Tensor out = at::empty({rows, b}, at::kDouble);
+  auto oa = out.accessor<double, 2>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t h = r % heads;
+    for (int64_t j = 0; j < b; ++j) {
+      double s = b2a[h][0];
+      for (int64_t k = 0; k < hidden; ++k) {
+        double a = b1a[h][k];
+        for (int64_t i = 0; i < f; ++i) a += xa[r][j][i] * w1a[h][i][k];
+        s += w2a[h][k][0] * 0.5 * a * (1.0 + std::erf(a / std::sqrt(2.0)));
+      }
+      oa[r][j] = s;
+    }
+  }
+  return out;
+}
 
-TEST(ScorerMlpCpu, OpIsLearnedScorerForwardOnTheAssembledFeatures) {
+// --- CPU: the op and LearnedScorer::forward are the scorer's math -----------------------------------
+
+TEST(ScorerMlpCpu, OpAndForwardMatchANaiveLoopOverTheAssembledFeatures) {
   at::manual_seed(1);
   LearnedScorer scorer(small_spec(), 3);
   const c10::NoGradGuard no_grad;
   for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     for (int64_t layer = 0; layer < 2; ++layer) {
       const Step step = random_step(2, 16, 8, 3, dtype);
-      const at::Tensor want = scorer.forward(layer, step.features());
-      EXPECT_TRUE(at::equal(scorer_mlp(step.keys, step.values, step.stats(), layer_weights(scorer, layer)), want))
-          << dtype << " layer " << layer;
+      // The features by their documented layout: [K | V | the 8 statistics statistic-major].
+      const at::Tensor features = at::cat({step.keys.to(at::kFloat), step.values.to(at::kFloat), step.stats().flatten(2)}, -1);
+      const at::Tensor want = naive_scores(features, layer_weights(scorer, layer));
+      const std::string where = c10::toString(dtype) + std::string(" layer ") + std::to_string(layer);
+      // float32 sums of 40 products in another order than the double loop: a few 1e-7.
+      expect_close(scorer_mlp(step.keys, step.values, step.stats(), layer_weights(scorer, layer)), want, 1e-5,
+                   "op, " + where);
+      expect_close(scorer.forward(layer, step.features()), want, 1e-5, "forward, " + where);
       const StepView view{layer, 0, step.features(), at::arange(16).expand({2, 16}), step.probs};
-      EXPECT_TRUE(at::equal(scorer.score(view), want)) << "score() on the CPU is forward()";
+      EXPECT_TRUE(at::equal(scorer.score(view), scorer.forward(layer, step.features()))) << "score() on the CPU is forward()";
     }
   }
 }

@@ -453,6 +453,14 @@ TEST(SelectCompactGpu, LaunchersWriteEverySlotAndSkipBadRows) {
     const at::Tensor keep = at::ones({30}, at::kBool).index_fill_(0, drops[r], false);
     EXPECT_TRUE(at::equal(got[r].slice(0, 0, 25), before[r].index({keep}))) << "row " << r;
   }
+  // Without a flag (select_compact's launch): the bad rows are skipped all the same, and nothing is
+  // written through the null pointer (a fault would surface at the copy back).
+  const at::Tensor unflagged = before.cuda();
+  const CompactPlane plane2{unflagged.data_ptr(), 30 * 8 * 4, 8 * 4};
+  ASSERT_EQ(launch_compact_entries(&plane2, 1, 4, 30, d.data_ptr<int64_t>(), 5, 20, nullptr, nullptr), 0);
+  at::Tensor got2;
+  ASSERT_NO_THROW(got2 = unflagged.cpu());
+  EXPECT_TRUE(at::equal(got2, got));
 }
 #endif
 

@@ -44,6 +44,16 @@ def test_wrong_shape(tmp_path, tiny_model, good_traces):
     score(tmp_path, tiny_model, good_traces, "model.norm.weight has shape [31], expected [32]")
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weight(tmp_path, tiny_model, good_traces, value):
+    def edit(w):
+        w["model.layers.1.mlp.up_proj.weight"] = w["model.layers.1.mlp.up_proj.weight"].clone()
+        w["model.layers.1.mlp.up_proj.weight"][3, 5] = value
+    rewrite_weights(tiny_model, edit)
+    score(tmp_path, tiny_model, good_traces, f"{tiny_model / 'model.safetensors'}: tensor "
+          "model.layers.1.mlp.up_proj.weight holds 1 non-finite values (NaN or inf)")
+
+
 def test_unknown_architecture(tmp_path, tiny_model, good_traces):
     config = json.loads((tiny_model / "config.json").read_text())
     config["model_type"] = "mistral"

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 from conftest import BUDGET, INTERVAL, ROOT, expect_error, init_model, make_golden, run
 
@@ -132,6 +132,7 @@ def copy_checkpoint(src, dst):
     ("drop_manifest", "has no scorer.json"),
     ("bad_json", "not valid JSON"),
     ("missing_key", 'key "budget" is missing'),
+    ("nan_weight", "scorer.safetensors: tensor layers.1.fc1.weight holds 1 non-finite values (NaN or inf)"),
 ])
 def test_missing_or_corrupt_checkpoint_is_refused_and_nothing_is_written(data, tmp_path, damage, text):
     _, _, scorers = data
@@ -145,6 +146,10 @@ def test_missing_or_corrupt_checkpoint_is_refused_and_nothing_is_written(data, t
         manifest.unlink()
     elif damage == "bad_json":
         manifest.write_text(manifest.read_text()[:-20])
+    elif damage == "nan_weight":
+        tensors = {name: t.copy() for name, t in load_file(str(weights)).items()}
+        tensors["layers.1.fc1.weight"][1, 2, 3] = np.nan
+        save_file(tensors, str(weights), metadata={"format": "pt"})
     else:
         m = json.loads(manifest.read_text())
         del m["budget"]

@@ -165,7 +165,7 @@ def test_learning_raises_the_reward_of_a_weak_scorer(data, tmp_path):
     gets about -4 on such traces) the sampled rollouts' reward must rise by more than twice the
     standard error of the two windows' means. beta is 0: the reference is the weak initial scorer."""
     model, _, scorer = data
-    _, golden = make_golden(tmp_path, "fixed", seed=0, traces=4)  # the same config: the same fingerprint
+    _, golden = make_golden(tmp_path, "fixed", seed=0, traces=4)  # the same seed: the same model and fingerprint
     out = tmp_path / "out"
     grpo((model, golden, scorer), out, 20, 4, "per_step_traces=4", "learning_rate=1e-2", "warmup_steps=0", "beta=0",
          "seed=0")

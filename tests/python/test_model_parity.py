@@ -1,4 +1,6 @@
 """The LibTorch runtime against HF transformers on the same tiny checkpoints, in float32."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -65,6 +67,24 @@ def test_nll_and_entropy_match_transformers(case):
         assert np.abs(np.array(scored[t["id"]]["entropy"]) - entropy.numpy()).max() < TOL
 
 
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3", "llama"])
+def test_keys_left_out_of_config_json_mean_what_they_mean_to_transformers(tmp_path, arch):
+    # Untied weights (and for Qwen3 head_dim 128), then the keys removed from config.json: the
+    # logits agree only if both readers fall back to the same defaults.
+    flags = dict(head_dim=128) if arch == "qwen3" else {}
+    model = init_model(tmp_path / "model", arch, layers=2, hidden=48, heads=4, kv_heads=2, intermediate=96,
+                       vocab=128, max_positions=64, init_std=0.15, seed=4, tie_embeddings=False, **flags)
+    config = json.loads((model / "config.json").read_text())
+    for key in ["tie_word_embeddings"] + list(flags):
+        del config[key]
+    (model / "config.json").write_text(json.dumps(config))
+    ids = list(range(3, 120, 7))
+    traces = write_traces(tmp_path / "t.jsonl", [{"id": "a", "input_ids": ids}])
+    run("foresight-model", "forward", "--model", model, "--traces", traces, "--out", tmp_path / "logits.st")
+    diff = (load_file(tmp_path / "logits.st")["a"] - hf_logits(model, ids)).abs().max().item()
+    assert diff < TOL
+
+
 def test_sharded_checkpoint_loads_like_the_single_file(tmp_path):
     model = init_model(tmp_path / "model", "qwen3", layers=2, vocab=64, seed=5, init_std=0.2)
     traces = write_traces(tmp_path / "t.jsonl", [{"id": "a", "input_ids": list(range(20))}])
@@ -76,7 +96,7 @@ def test_sharded_checkpoint_loads_like_the_single_file(tmp_path):
         save_file({k: weights[k] for k in keys}, model / shard, metadata={"format": "pt"})
     (model / "model.safetensors").unlink()
     index = {"metadata": {}, "weight_map": {k: s for s, keys in halves.items() for k in keys}}
-    (model / "model.safetensors.index.json").write_text(__import__("json").dumps(index))
+    (model / "model.safetensors.index.json").write_text(json.dumps(index))
     run("foresight-model", "forward", "--model", model, "--traces", traces, "--out", tmp_path / "two.st")
     assert torch.equal(load_file(tmp_path / "one.st")["a"], load_file(tmp_path / "two.st")["a"])
     diff = (load_file(tmp_path / "two.st")["a"] - hf_logits(model, list(range(20)))).abs().max()

@@ -67,7 +67,7 @@ def test_resume_after_a_kill_repeats_the_uninterrupted_metrics(data, tmp_path):
 
 def test_golden_file_of_another_model_is_refused(data, tmp_path):
     _, golden = data
-    # The fingerprint is the layout plus config.json's hash (DESIGN.md §8): another model differs there.
+    # The fingerprint is the layout, config.json's hash and a digest of the weights: another model differs there.
     other = init_model(tmp_path / "other", "qwen3", layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128,
                        vocab=256, max_positions=1024, seed=1, rope_theta=5000)
     expect_error(sft(other, golden, tmp_path / "out", 2, check=False), "was recorded with another model")
