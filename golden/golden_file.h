@@ -25,8 +25,10 @@ struct GoldenHeader {
 
 // Appends traces to a golden file, one closed HDF5 transaction per trace: the file is opened,
 // the trace group written and marked complete, and the file closed before append() returns, with
-// SIGINT/SIGTERM held back meanwhile. A run killed while computing leaves a closed, readable file;
-// reopening it resumes, discarding any group whose write was cut off.
+// SIGINT/SIGTERM/SIGHUP deferred in every thread meanwhile. A run killed while computing leaves a
+// closed, readable file; reopening it resumes, discarding any group whose write was cut off.
+// Before a transaction touches the file, the disk space it can need is reserved; a trace that
+// does not fit is refused with the file left as it was.
 class GoldenFileWriter {
  public:
   // Creates `path` (atomically) or reopens it to resume; a file written for another model,
