@@ -122,7 +122,7 @@ void print_table(const std::vector<nlohmann::json>& rows) {
 
 void run_sweep(const EvalConfig& cfg) {
   // Everything that can refuse the sweep is checked before the first cell.
-  const GoldenFileReader golden(cfg.golden);
+  GoldenFileReader golden(cfg.golden);
   const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
   std::vector<std::string> traces = golden.trace_ids();
   if (cfg.max_traces > 0 && static_cast<int64_t>(traces.size()) > cfg.max_traces) traces.resize(static_cast<std::size_t>(cfg.max_traces));

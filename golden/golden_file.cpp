@@ -13,6 +13,7 @@
 #include "common/atomic_output.h"
 #include "common/error.h"
 #include "common/signal_cleanup.h"
+#include "golden/golden_checks.h"
 
 namespace foresight {
 
@@ -425,6 +426,7 @@ GoldenTrace GoldenFileReader::read(const std::string& id) const {
   t.drop_positions = read_dataset(group, "drop_positions", at::kInt, where);
   t.oracle_scores = read_dataset(group, "oracle_scores", at::kFloat, where);
   if (header_.keep_attention) t.attention = read_dataset(group, "attention", at::kHalf, where);
+  check_golden_values(t, header_.schedule, vocab_, where);
   return t;
 }
 
