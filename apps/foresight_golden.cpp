@@ -137,16 +137,24 @@ void cmd_evict(int argc, char** argv) {
       "output", "new golden file", cxxopts::value<std::string>())(
       "budget", "B", cxxopts::value<int64_t>())("interval", "W", cxxopts::value<int64_t>());
   const auto r = parse_options(o, argc, argv);
-  const GoldenFileReader in(required<std::string>(r, "input"));
+  const std::string input = required<std::string>(r, "input"), output = required<std::string>(r, "output");
+  // Never replace a file: the output could be another run's golden file, or this input under
+  // another spelling. No --force: removing the old file first is one explicit command.
+  std::error_code ec;
+  if (std::filesystem::exists(input) && std::filesystem::equivalent(input, output, ec)) {
+    throw Error("--output " + output + " is the input file " + input + ": choose a new path");
+  }
+  if (std::filesystem::exists(std::filesystem::symlink_status(output))) {
+    throw Error("--output " + output + " already exists: choose a new path (evict never replaces a file)");
+  }
+  const GoldenFileReader in(input);
   const EvictionSchedule schedule{required<int64_t>(r, "budget"), required<int64_t>(r, "interval")};
   schedule.validate();
   const int64_t recorded = in.header().schedule.interval;
-  if (!in.header().keep_attention) {
-    throw Error(required<std::string>(r, "input") + " was recorded without keep_attention: nothing to replay");
-  }
+  if (!in.header().keep_attention) throw Error(input + " was recorded without keep_attention: nothing to replay");
   const std::string refusal = reevict_refusal(recorded, schedule);
   if (!refusal.empty()) throw Error(refusal);
-  AtomicOutput out(required<std::string>(r, "output"));
+  AtomicOutput out(output);
   GoldenHeader header = in.header();
   header.schedule = schedule;
   header.keep_attention = false;
