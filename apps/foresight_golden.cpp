@@ -19,6 +19,7 @@
 #include "common/traces.h"
 #include "golden/golden_config.h"
 #include "golden/golden_file.h"
+#include "golden/reevict.h"
 #include "model/checkpoint.h"
 #include "model/trace_checks.h"
 #include "model/transformer.h"
@@ -126,18 +127,6 @@ void cmd_validate(int argc, char** argv) {
   std::printf("model %s: config.json matches\n", rc.model.c_str());
 }
 
-// Coarser blocks from finer ones: a W' = m * W block's mean is the mean of its m block means
-// (missing blocks past the end count as zero rows, as the padding rule wants).
-at::Tensor merge_blocks(const at::Tensor& attention, int64_t m) {
-  if (m == 1) return attention.to(at::kFloat);
-  const int64_t n = attention.size(-1), merged = (n + m - 1) / m;
-  const at::Tensor padded = at::constant_pad_nd(attention.to(at::kFloat), {0, merged * m - n});
-  auto shape = padded.sizes().vec();
-  shape.back() = merged;
-  shape.push_back(m);
-  return padded.view(shape).mean(-1);
-}
-
 void cmd_evict(int argc, char** argv) {
   cxxopts::Options o("foresight-golden evict",
                      "Replay Golden Eviction for another budget/interval from a golden file recorded with\n"
@@ -147,18 +136,24 @@ void cmd_evict(int argc, char** argv) {
       "output", "new golden file", cxxopts::value<std::string>())(
       "budget", "B", cxxopts::value<int64_t>())("interval", "W", cxxopts::value<int64_t>());
   const auto r = parse_options(o, argc, argv);
-  const GoldenFileReader in(required<std::string>(r, "input"));
+  const std::string input = required<std::string>(r, "input"), output = required<std::string>(r, "output");
+  // Never replace a file: the output could be another run's golden file, or this input under
+  // another spelling. No --force: removing the old file first is one explicit command.
+  std::error_code ec;
+  if (std::filesystem::exists(input) && std::filesystem::equivalent(input, output, ec)) {
+    throw Error("--output " + output + " is the input file " + input + ": choose a new path");
+  }
+  if (std::filesystem::exists(std::filesystem::symlink_status(output))) {
+    throw Error("--output " + output + " already exists: choose a new path (evict never replaces a file)");
+  }
+  const GoldenFileReader in(input);
   const EvictionSchedule schedule{required<int64_t>(r, "budget"), required<int64_t>(r, "interval")};
   schedule.validate();
   const int64_t recorded = in.header().schedule.interval;
-  if (!in.header().keep_attention) {
-    throw Error(required<std::string>(r, "input") + " was recorded without keep_attention: nothing to replay");
-  }
-  if (schedule.interval % recorded != 0) {
-    throw Error("interval " + std::to_string(schedule.interval) + " is not a multiple of the recorded interval " +
-                std::to_string(recorded));
-  }
-  AtomicOutput out(required<std::string>(r, "output"));
+  if (!in.header().keep_attention) throw Error(input + " was recorded without keep_attention: nothing to replay");
+  const std::string refusal = reevict_refusal(recorded, schedule);
+  if (!refusal.empty()) throw Error(refusal);
+  AtomicOutput out(output);
   GoldenHeader header = in.header();
   header.schedule = schedule;
   header.keep_attention = false;
@@ -175,7 +170,7 @@ void cmd_evict(int argc, char** argv) {
         ++skipped;
         continue;
       }
-      replay_oracle(merge_blocks(t.attention, schedule.interval / recorded), schedule, t);
+      reevict(t, recorded, schedule);
       t.attention = at::Tensor();
       writer.append(id, t, in.prompt_len(id));
     }

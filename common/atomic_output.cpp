@@ -11,7 +11,8 @@ namespace foresight {
 namespace fs = std::filesystem;
 
 AtomicOutput::AtomicOutput(std::string path)
-    : path_(std::move(path)), temp_path_(path_ + ".tmp-" + std::to_string(::getpid())) {
+    : path_(std::move(path)), temp_path_(path_ + ".tmp-" + std::to_string(::getpid())),
+      on_signal_(temp_path_) {
   const fs::path parent = fs::path(path_).parent_path();
   if (!parent.empty() && !fs::is_directory(parent)) {
     throw Error("output directory does not exist: " + parent.string());

@@ -1,11 +1,14 @@
 #pragma once
 #include <string>
 
+#include "common/signal_cleanup.h"
+
 namespace foresight {
 
 // An output file that appears under its real name only when complete. Writers write to temp_path();
 // commit() renames it into place. If the writer fails or throws first, the destructor removes the
-// temporary, so a failed run never leaves a partial file behind under the name a user expects.
+// temporary, so a failed run never leaves a partial file behind under the name a user expects;
+// SIGINT, SIGTERM and SIGHUP remove it too (common/signal_cleanup.h).
 class AtomicOutput {
  public:
   explicit AtomicOutput(std::string path);
@@ -20,6 +23,7 @@ class AtomicOutput {
  private:
   std::string path_;
   std::string temp_path_;
+  RemovedOnSignal on_signal_;
   bool committed_ = false;
 };
 

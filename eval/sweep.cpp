@@ -15,6 +15,7 @@
 #include "eval/eval_config.h"
 #include "eval/evaluate.h"
 #include "golden/golden_file.h"
+#include "golden/reevict.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
 #include "train/run_state.h"
@@ -70,14 +71,30 @@ nlohmann::json metrics_json(const Cell& c, const PolicyMetrics& m, double second
           {"seconds", seconds}};
 }
 
+bool is_recorded(const GoldenHeader& h, const EvictionSchedule& s) {
+  return h.schedule.budget == s.budget && h.schedule.interval == s.interval;
+}
+
+// Why the golden file has no oracle for `s`, or "" when it has: its own schedule, or any other
+// whose interval is a multiple of the recorded one when it keeps the attention to replay.
+std::string no_oracle_reason(const GoldenHeader& h, const EvictionSchedule& s) {
+  if (is_recorded(h, s)) return "";
+  if (!h.keep_attention) {
+    return "it has the oracle only for B " + std::to_string(h.schedule.budget) + ", W " +
+           std::to_string(h.schedule.interval) + " (record it with keep_attention: true to replay others)";
+  }
+  return reevict_refusal(h.schedule.interval, s);
+}
+
 // Golden Eviction for `schedule`: the file's own when the schedules agree, else replayed from the
-// stored attention when the file keeps it; otherwise unknown.
+// stored attention (blocks merged to the new interval) where it can be; otherwise unknown.
 std::optional<OracleTrace> oracle_for(const GoldenFileReader& golden, GoldenTrace& trace, const EvictionSchedule& s) {
-  const EvictionSchedule& own = golden.header().schedule;
-  if (own.budget == s.budget && own.interval == s.interval) return OracleTrace{trace.drop_slots, trace.oracle_scores};
-  if (!golden.header().keep_attention) return std::nullopt;
+  const GoldenHeader& h = golden.header();
+  if (is_recorded(h, s)) return OracleTrace{trace.drop_slots, trace.oracle_scores};
+  if (!no_oracle_reason(h, s).empty()) return std::nullopt;
   GoldenTrace replayed;
-  replay_oracle(trace.attention, s, replayed);
+  replayed.attention = trace.attention;
+  reevict(replayed, h.schedule.interval, s);
   return OracleTrace{replayed.drop_slots, replayed.oracle_scores};
 }
 
@@ -122,7 +139,7 @@ void print_table(const std::vector<nlohmann::json>& rows) {
 
 void run_sweep(const EvalConfig& cfg) {
   // Everything that can refuse the sweep is checked before the first cell.
-  const GoldenFileReader golden(cfg.golden);
+  GoldenFileReader golden(cfg.golden);
   const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
   std::vector<std::string> traces = golden.trace_ids();
   if (cfg.max_traces > 0 && static_cast<int64_t>(traces.size()) > cfg.max_traces) traces.resize(static_cast<std::size_t>(cfg.max_traces));
@@ -141,12 +158,11 @@ void run_sweep(const EvalConfig& cfg) {
   for (const std::string& name : cfg.policies) {
     const PolicyPreset& preset = find_policy(name);
     for (const EvictionSchedule& s : cfg.schedules) {
-      const EvictionSchedule& own = golden.header().schedule;
-      if (preset.needs_oracle && !golden.header().keep_attention && (own.budget != s.budget || own.interval != s.interval)) {
-        std::fprintf(stderr, "eval: skipping golden at B %lld, W %lld: %s has the oracle only for B %lld, W %lld "
-                     "(record it with keep_attention: true to replay others)\n", static_cast<long long>(s.budget),
-                     static_cast<long long>(s.interval), cfg.golden.c_str(), static_cast<long long>(own.budget),
-                     static_cast<long long>(own.interval));
+      const std::string reason = no_oracle_reason(golden.header(), s);
+      if (preset.needs_oracle && !reason.empty()) {
+        std::fprintf(stderr, "eval: skipping %s at B %lld, W %lld: %s: %s\n", name.c_str(),
+                     static_cast<long long>(s.budget), static_cast<long long>(s.interval), cfg.golden.c_str(),
+                     reason.c_str());
         continue;
       }
       cells.push_back({&preset, s, fs::path(cfg.output_dir) / "runs" / name / schedule_folder(s)});

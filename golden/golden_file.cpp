@@ -1,13 +1,19 @@
 #include "golden/golden_file.h"
 
 #include <ATen/ATen.h>
+#include <fcntl.h>
 #include <hdf5.h>
-#include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/signal_cleanup.h"
+#include "golden/golden_checks.h"
 
 namespace foresight {
 
@@ -15,10 +21,32 @@ namespace {
 
 // ---- small RAII layer over the HDF5 C API --------------------------------------------------------
 
+// The most telling message on HDF5's error stack, the system's own where there is one ("No space
+// left on device"), as ": <message>"; read before the next HDF5 call clears the stack.
+std::string hdf5_cause() {
+  std::vector<std::string> messages;  // innermost first
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD,
+           [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+             if (e->desc) static_cast<std::vector<std::string>*>(out)->push_back(e->desc);
+             return 0;
+           },
+           &messages);
+  for (const std::string& m : messages) {
+    const std::string key = "error message = '";
+    const auto at = m.find(key);
+    if (at != std::string::npos) return ": " + m.substr(at + key.size(), m.find('\'', at + key.size()) - at - key.size());
+  }
+  return messages.empty() ? "" : ": " + messages.front();
+}
+
+void check(herr_t status, const std::string& what) {
+  if (status < 0) throw Error(what + hdf5_cause());
+}
+
 class Handle {
  public:
   Handle(hid_t id, herr_t (*close)(hid_t), const std::string& what) : id_(id), close_(close) {
-    if (id < 0) throw Error(what);
+    if (id < 0) throw Error(what + hdf5_cause());
   }
   ~Handle() {
     if (id_ >= 0) close_(id_);
@@ -27,15 +55,30 @@ class Handle {
   Handle& operator=(const Handle&) = delete;
   operator hid_t() const { return id_; }
 
+  // Closing is where HDF5 writes what it cached (a dataset's chunks, the file's metadata), so a
+  // writer closes explicitly and checks; the destructor's close is for unwinding only.
+  void close(const std::string& what) {
+    const herr_t status = close_(id_);
+    id_ = -1;
+    check(status, what);
+  }
+
  private:
   hid_t id_;
   herr_t (*close_)(hid_t);
 };
 
-void quiet_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }  // errors become Error, not stack dumps
-
-void check(herr_t status, const std::string& what) {
-  if (status < 0) throw Error(what);
+// Once per process, before any other HDF5 call. HDF5 1.10 leaves a file whose close failed (a full
+// disk) half torn down, and the library's exit handler then crashes on it (SIGSEGV in
+// H5F__close_cb) after the error was reported. Every file here is closed by its owner, so the exit
+// handler has nothing left to do: it is not installed. Errors become Error, not stack dumps.
+void init_hdf5() {
+  static const bool done = [] {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
 }
 
 // IEEE half precision, laid out as h5py writes numpy float16.
@@ -68,6 +111,7 @@ void write_string_attr(hid_t obj, const char* name, const std::string& value) {
               std::string("cannot create attribute ") + name);
   const char* ptr = value.c_str();
   check(H5Awrite(attr, type, &ptr), std::string("cannot write attribute ") + name);
+  attr.close(std::string("cannot write attribute ") + name);
 }
 
 void write_int_attr(hid_t obj, const char* name, int64_t value) {
@@ -75,6 +119,7 @@ void write_int_attr(hid_t obj, const char* name, int64_t value) {
   Handle attr(H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
               std::string("cannot create attribute ") + name);
   check(H5Awrite(attr, H5T_NATIVE_INT64, &value), std::string("cannot write attribute ") + name);
+  attr.close(std::string("cannot write attribute ") + name);
 }
 
 bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
@@ -130,6 +175,48 @@ void write_dataset(hid_t group, const char* name, const at::Tensor& tensor) {
   Handle ds(H5Dcreate2(group, name, type, space, H5P_DEFAULT, props, H5P_DEFAULT), H5Dclose,
             std::string("cannot create dataset ") + name);
   check(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()), std::string("cannot write dataset ") + name);
+  ds.close(std::string("cannot write dataset ") + name);
+}
+
+// An upper bound of the bytes a trace adds to the file: its data uncompressed (deflate can grow
+// incompressible data a little), plus per dataset and per chunk generous room for HDF5's metadata
+// (object headers, chunk indexes), plus room for the growth of /traces' symbol table and name
+// heap, which HDF5 doubles when full.
+uint64_t trace_bytes_bound(const GoldenTrace& t) {
+  uint64_t bytes = 256 << 10;
+  for (const at::Tensor* x : {&t.tokens, &t.nll, &t.entropy, &t.drop_slots, &t.drop_positions, &t.oracle_scores,
+                              &t.attention}) {
+    if (!x->defined()) continue;
+    const std::vector<hsize_t> dims(x->sizes().begin(), x->sizes().end()), chunk = chunk_shape(dims);
+    uint64_t chunks = 1;
+    for (std::size_t i = 0; i < dims.size(); ++i) chunks *= (std::max<hsize_t>(dims[i], 1) + chunk[i] - 1) / chunk[i];
+    bytes += x->nbytes() + x->nbytes() / 4 + (32 << 10) + chunks * 1024;
+  }
+  return bytes;
+}
+
+// HDF5 1.10 rewrites the file's metadata in place when it closes it, so a write that runs out of
+// space part way can leave a file that no longer opens. Before the transaction touches the file,
+// the space it can need is therefore claimed with a ballast file next to it (same file system),
+// which is removed again to make the room for the write. What remains is a race: another process
+// filling the disk between the ballast's removal and the write; then the write fails with an
+// error naming the file, and HDF5 may or may not have left it readable.
+void reserve_space(const std::string& path, const std::string& id, uint64_t bytes, std::size_t written) {
+  const std::string ballast = path + ".reserve-" + std::to_string(::getpid());
+  RemovedOnSignal on_signal(ballast);
+  const int fd = ::open(ballast.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int err = fd < 0 ? errno : ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (fd >= 0) ::close(fd);
+  ::unlink(ballast.c_str());
+  if (err == 0) return;
+  char mb[32];
+  std::snprintf(mb, sizeof mb, "%.1f", static_cast<double>(bytes) / 1e6);
+  if (err == ENOSPC || err == EDQUOT) {
+    throw Error("not enough disk space for trace " + id + " in " + path + ": need ~" + mb + " MB; the file holds the " +
+                std::to_string(written) + " traces written so far and a rerun resumes");
+  }
+  throw Error("cannot reserve ~" + std::string(mb) + " MB for trace " + id + " next to " + path + " (" + ballast +
+              "): " + std::strerror(err) + "; the file holds the " + std::to_string(written) + " traces written so far");
 }
 
 std::vector<int64_t> dataset_shape(hid_t group, const char* name, const std::string& where) {
@@ -205,22 +292,6 @@ hid_t open_file(const std::string& path, unsigned flags) {
   return file;
 }
 
-// Holds SIGINT and SIGTERM for its lifetime, so a ^C lands after the file is closed again.
-class SignalsHeld {
- public:
-  SignalsHeld() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old_);
-  }
-  ~SignalsHeld() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
-
- private:
-  sigset_t old_;
-};
-
 }  // namespace
 
 void check_trace_id(const std::string& id) {
@@ -230,14 +301,18 @@ void check_trace_id(const std::string& id) {
 }
 
 GoldenFileWriter::GoldenFileWriter(std::string path, const GoldenHeader& header) : path_(std::move(path)) {
-  quiet_hdf5();
+  init_hdf5();
   if (!std::filesystem::exists(path_)) {
     AtomicOutput out(path_);
-    {
+    try {
       Handle file(H5Fcreate(out.temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
                   "cannot create " + out.temp_path());
       write_header(file, header);
       Handle traces(H5Gcreate2(file, "traces", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate2");
+      traces.close("cannot create /traces");
+      file.close("cannot close");
+    } catch (const Error& e) {
+      throw Error("cannot create golden file " + path_ + ": " + e.what());
     }
     out.commit();
     return;
@@ -267,31 +342,43 @@ GoldenFileWriter::GoldenFileWriter(std::string path, const GoldenHeader& header)
       check(H5Ldelete(traces, id.c_str(), H5P_DEFAULT), path_ + ": cannot discard unfinished trace " + id);
     }
   }
+  traces.close(path_ + ": cannot update /traces");
+  file.close(path_ + ": cannot close");
 }
 
 void GoldenFileWriter::append(const std::string& id, const GoldenTrace& t, std::optional<int64_t> prompt_len) {
   check_trace_id(id);
-  SignalsHeld held;
-  Handle file(open_file(path_, H5F_ACC_RDWR), H5Fclose, path_);
-  Handle traces(H5Gopen2(file, "traces", H5P_DEFAULT), H5Gclose, path_ + ": group /traces is missing");
-  Handle group(H5Gcreate2(traces, id.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-               path_ + ": cannot create /traces/" + id + " (already there?)");
-  write_int_attr(group, "length", t.tokens.size(0));
-  write_int_attr(group, "steps", t.drop_slots.size(1));
-  if (prompt_len) write_int_attr(group, "prompt_len", *prompt_len);
-  write_dataset(group, "tokens", t.tokens);
-  write_dataset(group, "nll", t.nll);
-  write_dataset(group, "entropy", t.entropy);
-  write_dataset(group, "drop_slots", t.drop_slots);
-  write_dataset(group, "drop_positions", t.drop_positions);
-  write_dataset(group, "oracle_scores", t.oracle_scores);
-  if (t.attention.defined()) write_dataset(group, "attention", t.attention);
-  write_int_attr(group, "complete", 1);  // last: a group without it is an interrupted write
+  if (completed_.count(id)) throw Error(path_ + ": trace " + id + " is already in the file");
+  reserve_space(path_, id, trace_bytes_bound(t), completed_.size());
+  SignalsDeferred held;
+  try {
+    Handle file(open_file(path_, H5F_ACC_RDWR), H5Fclose, path_);
+    Handle traces(H5Gopen2(file, "traces", H5P_DEFAULT), H5Gclose, "group /traces is missing");
+    Handle group(H5Gcreate2(traces, id.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                 "cannot create /traces/" + id);
+    write_int_attr(group, "length", t.tokens.size(0));
+    write_int_attr(group, "steps", t.drop_slots.size(1));
+    if (prompt_len) write_int_attr(group, "prompt_len", *prompt_len);
+    write_dataset(group, "tokens", t.tokens);
+    write_dataset(group, "nll", t.nll);
+    write_dataset(group, "entropy", t.entropy);
+    write_dataset(group, "drop_slots", t.drop_slots);
+    write_dataset(group, "drop_positions", t.drop_positions);
+    write_dataset(group, "oracle_scores", t.oracle_scores);
+    if (t.attention.defined()) write_dataset(group, "attention", t.attention);
+    write_int_attr(group, "complete", 1);  // last: a group without it is an interrupted write
+    group.close("cannot write /traces/" + id);
+    traces.close("cannot update /traces");
+    file.close("cannot close the file");
+  } catch (const Error& e) {
+    throw Error("writing trace " + id + " to " + path_ + " failed: " + e.what() + ". A rerun resumes after the " +
+                std::to_string(completed_.size()) + " traces written before, if the file still opens.");
+  }
   completed_.insert(id);
 }
 
 GoldenFileReader::GoldenFileReader(const std::string& path) : path_(path) {
-  quiet_hdf5();
+  init_hdf5();
   file_ = open_file(path, H5F_ACC_RDONLY);
   try {
     header_ = read_header(file_, path);
@@ -344,6 +431,7 @@ GoldenTrace GoldenFileReader::read(const std::string& id) const {
   t.drop_positions = read_dataset(group, "drop_positions", at::kInt, where);
   t.oracle_scores = read_dataset(group, "oracle_scores", at::kFloat, where);
   if (header_.keep_attention) t.attention = read_dataset(group, "attention", at::kHalf, where);
+  check_golden_values(t, header_.schedule, vocab_, where);
   return t;
 }
 

@@ -25,8 +25,10 @@ struct GoldenHeader {
 
 // Appends traces to a golden file, one closed HDF5 transaction per trace: the file is opened,
 // the trace group written and marked complete, and the file closed before append() returns, with
-// SIGINT/SIGTERM held back meanwhile. A run killed while computing leaves a closed, readable file;
-// reopening it resumes, discarding any group whose write was cut off.
+// SIGINT/SIGTERM/SIGHUP deferred in every thread meanwhile. A run killed while computing leaves a
+// closed, readable file; reopening it resumes, discarding any group whose write was cut off.
+// Before a transaction touches the file, the disk space it can need is reserved; a trace that
+// does not fit is refused with the file left as it was.
 class GoldenFileWriter {
  public:
   // Creates `path` (atomically) or reopens it to resume; a file written for another model,
@@ -41,7 +43,8 @@ class GoldenFileWriter {
   std::set<std::string> completed_;
 };
 
-// Opens and validates a golden file: format, version, header, and every trace's dataset shapes.
+// Opens and validates a golden file: format, version, header, and every trace's dataset shapes;
+// read() checks the values of what it returns (golden/golden_checks.h).
 class GoldenFileReader {
  public:
   explicit GoldenFileReader(const std::string& path);
@@ -52,6 +55,8 @@ class GoldenFileReader {
   const GoldenHeader& header() const { return header_; }
   const std::vector<std::string>& trace_ids() const { return ids_; }
   GoldenTrace read(const std::string& id) const;  // attention only when the file keeps it
+  // From now on read() also refuses tokens >= vocab (the model's vocabulary size).
+  void expect_vocab(int64_t vocab) { vocab_ = vocab; }
   int64_t length(const std::string& id) const;     // tokens in the trace
   std::optional<int64_t> prompt_len(const std::string& id) const;
 
@@ -61,6 +66,7 @@ class GoldenFileReader {
   GoldenHeader header_;
   std::vector<std::string> ids_;
   std::map<std::string, int64_t> lengths_;
+  int64_t vocab_ = 0;  // 0: unknown
 };
 
 // Refuses a trace id that cannot name an HDF5 group.

@@ -94,7 +94,7 @@ GroupStats group_stats(const at::Tensor& rewards) {
 
 void run_grpo(const GrpoConfig& cfg) {
   // Everything that can refuse the run is checked before the first step.
-  const GoldenFileReader golden(cfg.golden);
+  GoldenFileReader golden(cfg.golden);
   const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
   check_feature_set(cfg.features, base.checkpoint.config.group_size());
   check_trace_lengths(golden, cfg);

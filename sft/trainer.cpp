@@ -101,7 +101,7 @@ std::string provenance(const SftConfig& cfg, const std::string& golden_sha256, i
 
 void run_sft(const SftConfig& cfg) {
   // Everything that can refuse the run is checked before the first step.
-  const GoldenFileReader golden(cfg.golden);
+  GoldenFileReader golden(cfg.golden);
   const std::string golden_sha256 = sha256_file_hex(cfg.golden);
   const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
   const Checkpoint& ckpt = base.checkpoint;

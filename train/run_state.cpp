@@ -19,7 +19,7 @@ namespace foresight {
 namespace fs = std::filesystem;
 
 TrainingModel load_model_of_golden(const std::string& model_dir, const ModelExpectation& expect,
-                                   const GoldenFileReader& golden, const std::string& golden_path) {
+                                   GoldenFileReader& golden, const std::string& golden_path) {
   Checkpoint ckpt = load_checkpoint(model_dir);
   expect.check(ckpt.config, model_dir);
   const ModelFingerprint fp = fingerprint(ckpt);
@@ -27,6 +27,7 @@ TrainingModel load_model_of_golden(const std::string& model_dir, const ModelExpe
     throw Error(golden_path + " was recorded with another model (" + golden.header().model.describe() +
                 "); this run uses " + model_dir + " (" + fp.describe() + ")");
   }
+  golden.expect_vocab(ckpt.config.vocab_size);
   return {std::move(ckpt), fp};
 }
 

@@ -19,13 +19,14 @@ class GoldenFileReader;
 class LearnedScorer;
 
 // The frozen model a golden file was recorded with: loaded, checked against the config's
-// expectation and refused unless its fingerprint is the golden file's.
+// expectation and refused unless its fingerprint is the golden file's. From then on `golden`
+// refuses tokens outside the model's vocabulary.
 struct TrainingModel {
   Checkpoint checkpoint;
   ModelFingerprint fingerprint;
 };
 TrainingModel load_model_of_golden(const std::string& model_dir, const ModelExpectation& expect,
-                                   const GoldenFileReader& golden, const std::string& golden_path);
+                                   GoldenFileReader& golden, const std::string& golden_path);
 
 // A trace's token tensor (any integer dtype) as the ids the model runner takes.
 std::vector<int64_t> token_ids(const at::Tensor& tokens);

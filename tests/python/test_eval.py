@@ -119,6 +119,37 @@ def test_golden_oracle_beats_random_on_spike_rate(data, tmp_path):
     assert rows["random"]["golden_overlap"] == pytest.approx(INTERVAL / BUDGET, abs=0.03)
 
 
+def test_another_interval_replays_the_kept_attention_as_evict_does(data, tmp_path):
+    """data/README.md: a golden file recorded with keep_attention is evaluated at any B/W whose W is
+    a multiple of the recorded one. The oracle it replays must be the one `foresight-golden evict`
+    writes for that B/W (itself checked against numpy in test_golden.py)."""
+    model, golden, _ = data
+    kept = tmp_path / "kept.h5"
+    run("foresight-golden", "run", "--config", ROOT / "configs" / "golden" / "tiny.yaml", f"model={model}",
+        f"traces={golden.parent / 'model.jsonl'}", f"output={kept}", f"budget={BUDGET}", f"interval={INTERVAL}",
+        "keep_attention=true")
+    evicted = tmp_path / "evicted.h5"
+    run("foresight-golden", "evict", "--input", kept, "--output", evicted, "--budget", 2 * BUDGET,
+        "--interval", 2 * INTERVAL)
+    other = f'budgets=["{2 * BUDGET}/{2 * INTERVAL}"]'
+    evaluate(model, kept, tmp_path / "replayed", "policies=[golden, streaming_llm]", other, "max_traces=3")
+    evaluate(model, evicted, tmp_path / "evicted", "policies=[golden, streaming_llm]", other, "max_traces=3")
+    replayed = json.loads((tmp_path / "replayed" / "results.json").read_text())
+    direct = json.loads((tmp_path / "evicted" / "results.json").read_text())
+    assert [(r["policy"], r["budget"], r["interval"]) for r in replayed] == [
+        ("golden", 2 * BUDGET, 2 * INTERVAL), ("streaming_llm", 2 * BUDGET, 2 * INTERVAL)]
+    for a, b in zip(replayed, direct):
+        for key in ["mean_nll_increase", "spike_rate", "penalty", "golden_overlap", "scored_positions"]:
+            assert a[key] == b[key], (a["policy"], key)
+    assert replayed[0]["golden_overlap"] == 1.0 and replayed[1]["golden_overlap"] is not None
+
+    # A W that is not a multiple of the recorded one has no oracle: the golden cell is skipped.
+    proc = evaluate(model, kept, tmp_path / "odd", "policies=[golden, streaming_llm]", 'budgets=["60/12"]',
+                    "max_traces=1")
+    assert "interval 12 is not a multiple of the recorded interval 8" in proc.stderr
+    assert [r["policy"] for r in json.loads((tmp_path / "odd" / "results.json").read_text())] == ["streaming_llm"]
+
+
 def test_golden_file_without_nll_is_refused(data, tmp_path):
     model, golden, _ = data
     broken = tmp_path / "no-nll.h5"

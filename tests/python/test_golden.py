@@ -118,6 +118,24 @@ def test_evict_replays_the_stored_attention_for_another_schedule(recorded, tmp_p
                     np.testing.assert_array_equal(dst["traces"][t["id"]]["drop_slots"][layer, :, k], slots)
 
 
+def test_evict_never_replaces_a_file_its_input_included(recorded, tmp_path):
+    _, _, out, budget, interval = recorded
+    before = out.read_bytes()
+    link = tmp_path / "link.h5"
+    link.symlink_to(out)
+    for same in [out, out.parent / ".." / out.parent.name / out.name, link]:
+        proc = run("foresight-golden", "evict", "--input", out, "--output", same, "--budget", 2 * budget,
+                   "--interval", 2 * interval, check=False)
+        expect_error(proc, f"--output {same} is the input file {out}")
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"someone else's results")
+    proc = run("foresight-golden", "evict", "--input", out, "--output", other, "--budget", 2 * budget,
+               "--interval", 2 * interval, check=False)
+    expect_error(proc, f"--output {other} already exists")
+    assert other.read_bytes() == b"someone else's results" and out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.h5", "other.h5"]
+
+
 def test_inspect_summarises_a_valid_file(recorded):
     _, traces, out, _, _ = recorded
     proc = run("foresight-golden", "inspect", out)
