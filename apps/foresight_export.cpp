@@ -12,7 +12,9 @@ namespace {
 constexpr const char* kAbout = R"(Exports a scorer checkpoint (OUTPUT_DIR/final or OUTPUT_DIR/step_N of
 foresight-train sft|grpo) to a directory holding the weights, manifest.json (feature order and
 definitions, B, W, sampling rule, head layout, base-model fingerprint, training provenance) and
-optional test vectors. The directory appears only when complete; an existing one is replaced.
+optional test vectors. The directory appears only when complete. An existing --out is refused;
+--force replaces one that holds nothing but an earlier export's files, and only once the new
+export is complete. --out may never be, or lie inside, the checkpoint.
 Formats: data/README.md. Using the scorer in an engine: README.md.)";
 
 }  // namespace
@@ -22,7 +24,8 @@ int main(int argc, char** argv) {
     cxxopts::Options o("foresight-export", kAbout);
     o.add_options()("checkpoint", "scorer checkpoint directory: scorer.safetensors + scorer.json",
                     cxxopts::value<std::string>())(
-        "out", "directory to write", cxxopts::value<std::string>())(
+        "out", "directory to write (must not exist)", cxxopts::value<std::string>())(
+        "force", "replace an existing --out that holds only an earlier export's files")(
         "format",
         "native: scorer.safetensors with our names (layers.{i}.fc1.weight ...); reference: judge.safetensors with "
         "the authors' names (model.layers.{i}.self_attn.judge_model.fc1.weight ...), only for a scorer trained "
@@ -38,6 +41,7 @@ int main(int argc, char** argv) {
     ExportRequest request;
     request.checkpoint = required<std::string>(r, "checkpoint");
     request.out = required<std::string>(r, "out");
+  request.force = r.count("force") > 0;
     request.format = parse_export_format(r["format"].as<std::string>());
     if (r.count("model")) request.model = r["model"].as<std::string>();
     request.test_vectors = r["test-vectors"].as<int64_t>();

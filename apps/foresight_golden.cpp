@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -61,6 +62,13 @@ void cmd_run(int argc, char** argv) {
 
   // Everything a trace could fail on is checked before the first one is recorded.
   const std::vector<Trace> traces = read_traces(rc.traces);
+  if (traces.empty()) throw Error("traces " + rc.traces + " holds no traces: nothing to record");
+  if (std::none_of(traces.begin(), traces.end(),
+                   [&](const Trace& t) { return schedule.steps(static_cast<int64_t>(t.input_ids.size())) > 0; })) {
+    throw Error("every trace of " + rc.traces + " has at most budget + interval = " +
+                std::to_string(schedule.budget + schedule.interval) +
+                " tokens: none reaches an eviction step, so there is nothing to record");
+  }
   for (const Trace& t : traces) check_trace_id(t.id);
   const Checkpoint ckpt = load_checkpoint(rc.model);
   rc.expect.check(ckpt.config, rc.model);

@@ -3,7 +3,9 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -11,6 +13,7 @@
 #include "common/cli_options.h"
 #include "common/error.h"
 #include "common/jsonl_writer.h"
+#include "common/output_guard.h"
 #include "common/progress.h"
 #include "common/safetensors.h"
 #include "common/traces.h"
@@ -56,9 +59,20 @@ struct TracesAndModel {
 };
 
 TracesAndModel load_traces_and_model(const cxxopts::ParseResult& r, const std::string& traces_key) {
-  TracesAndModel job{read_traces(required<std::string>(r, traces_key)), load_model(r)};
+  const std::string path = required<std::string>(r, traces_key);
+  std::vector<Trace> traces = read_traces(path);
+  if (traces.empty()) throw Error("--" + traces_key + " " + path + " holds no traces: nothing to do");
+  TracesAndModel job{std::move(traces), load_model(r)};
   for (const Trace& t : job.traces) check_trace_fits(job.model.config(), t);
   return job;
+}
+
+// --out of a command that reads --<inputs_key> and --model: a new file, never one of its inputs.
+std::string new_output(const cxxopts::ParseResult& r, const std::string& inputs_key) {
+  const std::string out = required<std::string>(r, "out");
+  check_new_output({"--out", out}, {{"--" + inputs_key, required<std::string>(r, inputs_key)},
+                                    {"--model", required<std::string>(r, "model")}});
+  return out;
 }
 
 at::Tensor ids_tensor(const std::vector<int64_t>& ids) {
@@ -141,17 +155,20 @@ void cmd_generate(int argc, char** argv) {
                      "trace {\"id\", \"input_ids\" (prompt + continuation), \"prompt_len\"}.");
   add_runtime_options(o);
   o.add_options()("prompts", "prompt traces (JSONL)", cxxopts::value<std::string>())(
-      "out", "output traces (JSONL)", cxxopts::value<std::string>())(
+      "out", "output traces (JSONL; must not exist)", cxxopts::value<std::string>())(
       "max-new-tokens", "tokens to generate per prompt", cxxopts::value<int64_t>())(
-      "temperature", "sampling temperature (0: greedy)", cxxopts::value<double>()->default_value("1.0"))(
+      "temperature", "sampling temperature (0: greedy; negative is an error)", cxxopts::value<double>()->default_value("1.0"))(
       "top-p", "nucleus sampling mass", cxxopts::value<double>()->default_value("1.0"))(
       "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("0"));
   const auto r = parse_options(o, argc, argv);
   const int64_t max_new = required<int64_t>(r, "max-new-tokens");
   if (max_new <= 0) throw Error("--max-new-tokens must be positive");
   const SamplingOptions sampling{r["temperature"].as<double>(), r["top-p"].as<double>()};
+  if (!(sampling.temperature >= 0) || !std::isfinite(sampling.temperature)) {
+    throw Error("--temperature " + std::to_string(sampling.temperature) + " is invalid, expected 0 (greedy) or more");
+  }
   if (sampling.top_p <= 0 || sampling.top_p > 1) throw Error("--top-p must lie in (0, 1]");
-  JsonlWriter out(required<std::string>(r, "out"));
+  JsonlWriter out(new_output(r, "prompts"));
   const auto [prompts, model] = load_traces_and_model(r, "prompts");
   const ModelConfig& c = model.config();
   for (const Trace& p : prompts) {
@@ -186,10 +203,14 @@ void cmd_score(int argc, char** argv) {
                      "{\"id\", \"nll\": [...], \"entropy\": [...]} with len(input_ids) - 1 values.");
   add_runtime_options(o);
   o.add_options()("traces", "input traces (JSONL)", cxxopts::value<std::string>())(
-      "out", "output JSONL", cxxopts::value<std::string>());
+      "out", "output JSONL (must not exist)", cxxopts::value<std::string>());
   const auto r = parse_options(o, argc, argv);
-  JsonlWriter out(required<std::string>(r, "out"));
+  JsonlWriter out(new_output(r, "traces"));
   const auto [traces, model] = load_traces_and_model(r, "traces");
+  if (std::all_of(traces.begin(), traces.end(), [](const Trace& t) { return t.input_ids.size() < 2; })) {
+    throw Error("every trace of " + required<std::string>(r, "traces") +
+                " has fewer than 2 tokens: no position has a next token to score");
+  }
   c10::InferenceMode inference;
   ProgressBar bar("score", total_tokens(traces), "tok");
   for (const Trace& t : traces) {
@@ -211,11 +232,12 @@ void cmd_forward(int argc, char** argv) {
                      "--chunk N > 0 decodes incrementally through the KV cache, N tokens per step.");
   add_runtime_options(o);
   o.add_options()("traces", "input traces (JSONL)", cxxopts::value<std::string>())(
-      "out", "output .safetensors", cxxopts::value<std::string>())(
+      "out", "output .safetensors (must not exist)", cxxopts::value<std::string>())(
       "chunk", "0: one full forward; N: incremental, N tokens at a time",
       cxxopts::value<int64_t>()->default_value("0"));
   const auto r = parse_options(o, argc, argv);
   const int64_t chunk = r["chunk"].as<int64_t>();
+  const std::string out = new_output(r, "traces");
   const auto [traces, model] = load_traces_and_model(r, "traces");
   c10::InferenceMode inference;
   std::vector<std::pair<std::string, at::Tensor>> logits;
@@ -234,7 +256,7 @@ void cmd_forward(int argc, char** argv) {
     }
     logits.emplace_back(t.id, model.logits(hidden).to(at::kFloat));
   }
-  write_safetensors(required<std::string>(r, "out"), logits);
+  write_safetensors(out, logits);
 }
 
 void cmd_bench(int argc, char** argv) {

@@ -28,8 +28,10 @@ learning_rate, lr_schedule, warmup_steps, max_grad_norm, epsilon, beta, beta_ste
 reward.{kind,threshold,exclude_fraction,offset}, logprob, keep_features, save_every,
 keep_last_n, dist_timeout_s, seed, expect_model.*.
 
-An output_dir that holds checkpoints is resumed from the latest one. --check validates the
-config and exits. grpo scales out over processes with
+An output_dir that holds checkpoints is resumed from the latest one, by a run of the same stage
+with the same golden file and config (configs/README.md lists the keys a resume may change:
+max_steps, eval_every, save_every, keep_last_n, ...); anything else is refused. A run without a
+checkpoint to resume starts metrics.jsonl afresh. --check validates the config and exits. grpo scales out over processes with
   torchrun --no-python --nproc_per_node=N foresight-train grpo --config FILE ...
 (each rank runs its share of every group; only rank 0 writes).
 )";

@@ -41,26 +41,58 @@ void collect_leaves(const YAML::Node& node, const std::string& prefix, std::vect
   }
 }
 
+// yaml-cpp keeps every pair of a mapping that repeats a key, and lookups see only the first, so a
+// second `lr:` further down a file would be silently ignored.
+void check_unique_keys(const YAML::Node& node, const std::string& prefix, const std::string& source) {
+  if (node.IsSequence()) {
+    for (const auto& item : node) check_unique_keys(item, prefix, source);
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::vector<std::string> seen;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      throw Error(source + ": key \"" + path + "\" appears twice; keep one");
+    }
+    seen.push_back(key);
+    check_unique_keys(kv.second, path, source);
+  }
+}
+
+// A parsed document as a config root: null is an empty mapping, anything else must be a mapping.
+std::shared_ptr<YAML::Node> config_root(YAML::Node node, const std::string& source) {
+  if (node.IsNull()) node = YAML::Node(YAML::NodeType::Map);
+  if (!node.IsMap()) throw Error(source + ": expected a mapping of keys to values");
+  check_unique_keys(node, "", source);
+  return std::make_shared<YAML::Node>(node);
+}
+
 }  // namespace
 
 Config::Config(std::string source, std::shared_ptr<YAML::Node> root)
     : source_(std::move(source)), root_(std::move(root)) {}
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
-  auto root = std::make_shared<YAML::Node>();
+  YAML::Node document;
   try {
-    *root = YAML::LoadFile(path);
+    document = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
     throw Error("cannot read config " + path);
   } catch (const YAML::Exception& e) {
     throw Error(path + ": not valid YAML (" + e.what() + ")");
   }
-  if (root->IsNull()) *root = YAML::Node(YAML::NodeType::Map);
-  if (!root->IsMap()) throw Error(path + ": expected a mapping of keys to values");
+  const auto root = config_root(document, path);
   for (const std::string& o : overrides) {
     const auto eq = o.find('=');
     if (eq == std::string::npos || eq == 0) {
       throw Error("override \"" + o + "\" is not of the form key=value");
+    }
+    // An empty value would parse as null, which every getter reads as "absent": the built-in
+    // default would replace the config file's value without a word.
+    if (o.find_first_not_of(" \t", eq + 1) == std::string::npos) {
+      throw Error("override \"" + o + "\" has no value (give one, or leave the key out to keep the config's)");
     }
     YAML::Node value;
     try {
@@ -71,6 +103,14 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
     set_path(*root, split_key(o.substr(0, eq)), 0, value);
   }
   return Config(path, root);
+}
+
+Config Config::parse(const std::string& yaml, const std::string& source) {
+  try {
+    return Config(source, config_root(YAML::Load(yaml), source));
+  } catch (const YAML::Exception& e) {
+    throw Error(source + ": not valid YAML (" + e.what() + ")");
+  }
 }
 
 std::optional<YAML::Node> Config::find(const std::string& key) const {
@@ -204,6 +244,20 @@ void Config::check_known_keys(const std::vector<std::string>& allowed) const {
       fail(leaf, "is not a known key (known: " + list + ")");
     }
   }
+}
+
+std::map<std::string, std::string> Config::leaves() const {
+  std::vector<std::string> keys;
+  collect_leaves(*root_, "", keys);
+  std::map<std::string, std::string> out;
+  for (const std::string& key : keys) {
+    const auto node = find(key);
+    if (!node) continue;  // a null value is an absent key to every getter
+    YAML::Emitter value;
+    value << YAML::Flow << *node;
+    out[key] = value.c_str();
+  }
+  return out;
 }
 
 std::string Config::yaml() const {

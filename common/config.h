@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,11 +13,14 @@ class Node;
 namespace foresight {
 
 // A stage's YAML config after command-line overrides (`key=value`, dotted keys for nested maps;
-// values parse as YAML scalars). Getters validate as they read and fail with an Error naming the
+// values parse as YAML scalars; an empty value is refused). A key that appears twice in one mapping is
+// refused. Getters validate as they read and fail with an Error naming the
 // file, the key, the value found and the value expected, so a bad config fails before any work.
 class Config {
  public:
   static Config load(const std::string& path, const std::vector<std::string>& overrides);
+  // A config from YAML text, such as yaml() of an earlier run; `source` names it in errors.
+  static Config parse(const std::string& yaml, const std::string& source);
 
   bool has(const std::string& key) const;
   std::string string(const std::string& key) const;
@@ -37,6 +41,9 @@ class Config {
 
   // Error naming this config and a key, for checks that span several keys.
   [[noreturn]] void fail(const std::string& key, const std::string& problem) const;
+
+  // Every set leaf as dotted key -> its value in flow-style YAML ("[32, 64]"), to compare configs.
+  std::map<std::string, std::string> leaves() const;
 
   std::string source() const { return source_; }
   std::string yaml() const;  // the resolved config, as stored beside outputs

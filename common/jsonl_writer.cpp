@@ -1,6 +1,7 @@
 #include "common/jsonl_writer.h"
 
 #include "common/error.h"
+#include "common/text_file.h"
 
 namespace foresight {
 
@@ -8,11 +9,13 @@ JsonlWriter::JsonlWriter(const std::string& path) : out_(path), stream_(out_.tem
   if (!stream_) throw Error("cannot write " + out_.temp_path());
 }
 
-void JsonlWriter::write(const std::string& line) { stream_ << line << '\n'; }
+// Bytes reach the disk when the buffer fills, so a full disk shows on a later write or at commit.
+void JsonlWriter::write(const std::string& line) {
+  if (!(stream_ << line << '\n')) throw Error("cannot write " + out_.temp_path() + " (for " + out_.path() + ")");
+}
 
 void JsonlWriter::commit() {
-  stream_.close();
-  if (!stream_) throw Error("cannot write " + out_.temp_path());
+  close_checked(stream_, out_.temp_path());
   out_.commit();
 }
 

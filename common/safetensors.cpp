@@ -8,6 +8,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/text_file.h"
 #include "common/mapped_file.h"
 
 namespace foresight {
@@ -136,7 +137,7 @@ void write_safetensors(const std::string& path,
     for (const auto& c : cpu) {
       f.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
     }
-    if (!f) throw Error("cannot write " + out.temp_path());
+    close_checked(f, out.temp_path());
   }
   out.commit();
 }

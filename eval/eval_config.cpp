@@ -1,5 +1,7 @@
 #include "eval/eval_config.h"
 
+#include <algorithm>
+
 #include "common/config.h"
 #include "common/error.h"
 #include "model/runtime_config.h"
@@ -52,6 +54,9 @@ EvalConfig parse_eval_config(const Config& c) {
   }
   r.policies = c.scalar_list("policies", all);
   for (const std::string& name : r.policies) {
+    if (std::count(r.policies.begin(), r.policies.end(), name) > 1) {
+      c.fail("policies", "lists " + name + " twice; list each policy once");
+    }
     const PolicyPreset* preset = nullptr;
     try {
       preset = &find_policy(name);
@@ -63,7 +68,17 @@ EvalConfig parse_eval_config(const Config& c) {
     }
   }
   const int64_t interval = c.positive_int("interval", 0);
-  for (const std::string& item : c.scalar_list("budgets", {})) r.schedules.push_back(parse_budget(c, item, interval));
+  for (const std::string& item : c.scalar_list("budgets", {})) {
+    const EvictionSchedule s = parse_budget(c, item, interval);
+    for (const EvictionSchedule& earlier : r.schedules) {
+      // Both would write the same runs/<policy>/B<B>_W<W>/ folder and table rows.
+      if (earlier.budget == s.budget && earlier.interval == s.interval) {
+        c.fail("budgets", "lists B " + std::to_string(s.budget) + ", W " + std::to_string(s.interval) +
+                              " twice (\"" + item + "\"); list each schedule once");
+      }
+    }
+    r.schedules.push_back(s);
+  }
   if (r.schedules.empty()) c.fail("budgets", "is missing (expected a list such as [32, 64, \"128/16\"])");
   r.max_traces = c.non_negative_int("max_traces", 0);
   r.reward.threshold = c.positive_number("reward.threshold", r.reward.threshold);

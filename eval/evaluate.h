@@ -2,6 +2,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -44,7 +45,8 @@ TraceEvaluation evaluate_trace(const Transformer& model, const TraceInputs& trac
                                const RewardOptions& reward, uint64_t seed);
 
 // Metrics of one policy at one schedule, pooled over every scored position of every trace (a
-// trace weighs by its scored positions), and the golden overlap over every oracle step.
+// trace weighs by its scored positions), and the golden overlap over every oracle step. With no
+// scored position (every trace too short for the schedule) the per-position metrics are NaN.
 class PolicyMetrics {
  public:
   void add(const TraceEvaluation& e);
@@ -58,7 +60,9 @@ class PolicyMetrics {
   int64_t traces() const { return traces_; }
 
  private:
-  double per_position(double sum) const { return scored_ ? sum / static_cast<double>(scored_) : 0.0; }
+  double per_position(double sum) const {
+    return scored_ ? sum / static_cast<double>(scored_) : std::numeric_limits<double>::quiet_NaN();
+  }
 
   double nll_increase_sum_ = 0, spike_sum_ = 0, penalty_sum_ = 0, overlap_sum_ = 0;
   int64_t scored_ = 0, tokens_ = 0, traces_ = 0, overlap_rows_ = 0;

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,7 +12,9 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/output_guard.h"
 #include "common/progress.h"
+#include "common/text_file.h"
 #include "eval/eval_config.h"
 #include "eval/evaluate.h"
 #include "golden/golden_file.h"
@@ -56,14 +59,18 @@ std::string read_text(const fs::path& path) {
   return s.str();
 }
 
+// A metric over scored positions; null when the cell scored none (no trace is longer than B + W),
+// where a number would read as a perfect policy.
+nlohmann::json per_position(double value) { return std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value); }
+
 nlohmann::json metrics_json(const Cell& c, const PolicyMetrics& m, double seconds) {
   const auto overlap = m.golden_overlap();
   return {{"policy", c.preset->name},
           {"budget", c.schedule.budget},
           {"interval", c.schedule.interval},
-          {"mean_nll_increase", m.mean_nll_increase()},
-          {"spike_rate", m.spike_rate()},
-          {"penalty", m.penalty()},
+          {"mean_nll_increase", per_position(m.mean_nll_increase())},
+          {"spike_rate", per_position(m.spike_rate())},
+          {"penalty", per_position(m.penalty())},
           {"golden_overlap", overlap ? nlohmann::json(*overlap) : nlohmann::json(nullptr)},
           {"traces", m.traces()},
           {"tokens", m.tokens()},
@@ -101,11 +108,11 @@ std::optional<OracleTrace> oracle_for(const GoldenFileReader& golden, GoldenTrac
 void write_results(const fs::path& out_dir, const std::vector<nlohmann::json>& rows) {
   {
     AtomicOutput json((out_dir / "results.json").string());
-    std::ofstream(json.temp_path()) << nlohmann::json(rows).dump(2) << "\n";
+    write_text_file(json.temp_path(), nlohmann::json(rows).dump(2) + "\n");
     json.commit();
   }
   AtomicOutput csv((out_dir / "results.csv").string());
-  std::ofstream f(csv.temp_path());
+  std::ostringstream f;
   const char* columns[] = {"policy", "budget", "interval", "mean_nll_increase", "spike_rate", "penalty",
                            "golden_overlap", "traces", "tokens", "seconds"};
   for (std::size_t i = 0; i < std::size(columns); ++i) f << (i ? "," : "") << columns[i];
@@ -117,28 +124,37 @@ void write_results(const fs::path& out_dir, const std::vector<nlohmann::json>& r
     }
     f << "\n";
   }
-  f.close();
+  write_text_file(csv.temp_path(), f.str());
   csv.commit();
 }
 
+// A table cell: the number, or empty where the metric is unknown (null).
+std::string table_cell(const nlohmann::json& v, const char* format) {
+  if (v.is_null()) return "";
+  char text[32];
+  std::snprintf(text, sizeof text, format, v.get<double>());
+  return text;
+}
+
+// To stdout, checked: a table that did not reach its file (a full disk) fails the command.
 void print_table(const std::vector<nlohmann::json>& rows) {
   std::printf("| policy | B | W | mean NLL increase | spike rate | penalty | golden overlap |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& r : rows) {
-    const auto& o = r.at("golden_overlap");
-    char overlap[16] = "";
-    if (!o.is_null()) std::snprintf(overlap, sizeof overlap, "%.3f", o.get<double>());
-    std::printf("| %s | %lld | %lld | %.4f | %.4f | %.4f | %s |\n", r.at("policy").get<std::string>().c_str(),
+    std::printf("| %s | %lld | %lld | %s | %s | %s | %s |\n", r.at("policy").get<std::string>().c_str(),
                 static_cast<long long>(r.at("budget").get<int64_t>()), static_cast<long long>(r.at("interval").get<int64_t>()),
-                r.at("mean_nll_increase").get<double>(), r.at("spike_rate").get<double>(), r.at("penalty").get<double>(),
-                overlap);
+                table_cell(r.at("mean_nll_increase"), "%.4f").c_str(), table_cell(r.at("spike_rate"), "%.4f").c_str(),
+                table_cell(r.at("penalty"), "%.4f").c_str(), table_cell(r.at("golden_overlap"), "%.3f").c_str());
   }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) throw Error("cannot write the results table to standard output");
 }
 
 }  // namespace
 
 void run_sweep(const EvalConfig& cfg) {
   // Everything that can refuse the sweep is checked before the first cell.
+  check_output_outside_inputs({"output_dir", cfg.output_dir},
+                              {{"model", cfg.model}, {"golden", cfg.golden}, {"scorer", cfg.scorer}});
   GoldenFileReader golden(cfg.golden);
   const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
   std::vector<std::string> traces = golden.trace_ids();
@@ -184,7 +200,7 @@ void run_sweep(const EvalConfig& cfg) {
   ProgressBar bar("eval", static_cast<int64_t>(todo.size() * traces.size()), "trace");
   for (const Cell* c : todo) {
     fs::create_directories(c->dir);
-    std::ofstream(c->dir / "config.yaml") << cell_config(cfg, *c, traces);
+    write_text_file((c->dir / "config.yaml").string(), cell_config(cfg, *c, traces));
     const auto t0 = std::chrono::steady_clock::now();
     PolicyMetrics metrics;
     for (std::size_t i = 0; i < traces.size(); ++i) {
@@ -198,8 +214,13 @@ void run_sweep(const EvalConfig& cfg) {
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const nlohmann::json row = metrics_json(*c, metrics, secs);
+    if (metrics.scored() == 0) {
+      bar.note("eval: warning: " + c->preset->name + " at B " + std::to_string(c->schedule.budget) + ", W " +
+               std::to_string(c->schedule.interval) + " scored no position: no trace of " + cfg.golden +
+               " is long enough for this schedule; its metrics are left empty");
+    }
     AtomicOutput result((c->dir / "result.json").string());
-    std::ofstream(result.temp_path()) << row.dump(2) << "\n";
+    write_text_file(result.temp_path(), row.dump(2) + "\n");
     result.commit();
     rows.push_back(row);
   }

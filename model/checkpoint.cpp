@@ -11,6 +11,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/text_file.h"
 #include "common/safetensors.h"
 
 namespace foresight {
@@ -159,11 +160,7 @@ void write_random_checkpoint(const ModelConfig& config, const std::string& dir, 
   }
   AtomicOutput out(dir);
   fs::create_directories(out.temp_path());
-  {
-    std::ofstream f(fs::path(out.temp_path()) / "config.json");
-    f << model_config_to_json(stored) << "\n";
-    if (!f) throw Error("cannot write config.json in " + out.temp_path());
-  }
+  write_text_file((fs::path(out.temp_path()) / "config.json").string(), model_config_to_json(stored) + "\n");
   write_safetensors((fs::path(out.temp_path()) / "model.safetensors").string(), tensors,
                     {{"format", "pt"}});
   out.commit();

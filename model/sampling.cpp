@@ -2,11 +2,20 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <string>
+
+#include "common/error.h"
+
 namespace foresight {
 
 int64_t sample_token(const at::Tensor& logits, const SamplingOptions& options, at::Generator& gen) {
+  if (!(options.temperature >= 0) || !std::isfinite(options.temperature)) {
+    throw Error("sampling temperature " + std::to_string(options.temperature) + " is invalid, expected 0 (greedy) or a "
+                "positive number");
+  }
   const at::Tensor scores = logits.to(at::kCPU, at::kFloat);
-  if (options.temperature <= 0) return scores.argmax().item<int64_t>();
+  if (options.temperature == 0) return scores.argmax().item<int64_t>();
   at::Tensor probs = at::softmax(scores / options.temperature, -1);
   if (options.top_p < 1.0) {
     const auto [sorted, order] = probs.sort(/*dim=*/-1, /*descending=*/true);

@@ -14,6 +14,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/text_file.h"
 #include "common/safetensors.h"
 #include "kernels/scorer_mlp_op.h"
 
@@ -166,7 +167,7 @@ void LearnedScorer::save(const std::string& dir, const std::string& provenance_j
   fs::create_directories(out.temp_path());
   write_safetensors((fs::path(out.temp_path()) / "scorer.safetensors").string(), named_parameters(),
                     {{"format", "pt"}});
-  std::ofstream(fs::path(out.temp_path()) / "scorer.json") << manifest.dump(2) << "\n";
+  write_text_file((fs::path(out.temp_path()) / "scorer.json").string(), manifest.dump(2) + "\n");
   out.commit();
 }
 

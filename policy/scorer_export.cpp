@@ -4,15 +4,17 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/output_guard.h"
 #include "common/safetensors.h"
+#include "common/text_file.h"
 #include "model/checkpoint.h"
 #include "model/fingerprint.h"
 #include "policy/scorer.h"
@@ -31,8 +33,33 @@ constexpr uint64_t kTestVectorSeed = 0;
 // The authors' SelectionModel hard-codes this width.
 constexpr int64_t kReferenceHidden = 16;
 
+constexpr const char* kManifestFile = "manifest.json";
+
 const char* weights_file(ExportFormat format) {
   return format == ExportFormat::Native ? "scorer.safetensors" : "judge.safetensors";
+}
+
+// Refuses an --out whose replacement would lose data: the checkpoint itself or a folder inside it,
+// always; anything that exists, unless --force and it holds nothing but files an export writes.
+void check_out(const ExportRequest& request) {
+  check_output_outside_inputs({"--out", request.out}, {{"--checkpoint", request.checkpoint}, {"--model", request.model}});
+  const fs::path out(request.out);
+  if (!fs::exists(fs::symlink_status(out))) return;
+  if (!request.force) {
+    throw Error("--out " + request.out + " exists: refusing to replace it (--force replaces an earlier export)");
+  }
+  if (fs::is_symlink(out) || !fs::is_directory(out)) {
+    throw Error("--out " + request.out + " is not an export directory: refusing to replace it, even with --force");
+  }
+  const std::vector<std::string> ours = {weights_file(ExportFormat::Native), weights_file(ExportFormat::Reference),
+                                         kManifestFile, kTestVectorsFile};
+  for (const auto& entry : fs::directory_iterator(out)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || std::find(ours.begin(), ours.end(), name) == ours.end()) {
+      throw Error("--out " + request.out + " holds " + name +
+                  ", which foresight-export does not write: refusing to replace it, even with --force");
+    }
+  }
 }
 
 // "layers.{i}.fc1.weight" -> "model.layers.{i}.self_attn.judge_model.fc1.weight": where the authors'
@@ -176,6 +203,7 @@ void export_scorer(const ExportRequest& request) {
     throw Error("--test-vectors is " + std::to_string(request.test_vectors) + ", expected 0 or more");
   }
   // Everything that can refuse the export is checked before the output directory is started.
+  check_out(request);
   const ScorerSpec spec = LearnedScorer::read_spec(request.checkpoint);
   if (request.format == ExportFormat::Reference) {
     if (spec.features != FeatureSet::Reference) {
@@ -205,9 +233,8 @@ void export_scorer(const ExportRequest& request) {
     write_safetensors((dir / kTestVectorsFile).string(), test_vectors(scorer, request.test_vectors),
                       {{"format", "pt"}});
   }
-  std::ofstream manifest(dir / "manifest.json");
-  manifest << export_manifest(spec, request.format, provenance, request.test_vectors).dump(2) << "\n";
-  if (!manifest.flush()) throw Error("cannot write " + (dir / "manifest.json").string());
+  write_text_file((dir / kManifestFile).string(),
+                  export_manifest(spec, request.format, provenance, request.test_vectors).dump(2) + "\n");
   out.commit();
 }
 

@@ -14,15 +14,17 @@ ExportFormat parse_export_format(const std::string& name);  // "native" | "refer
 struct ExportRequest {
   std::string checkpoint;  // scorer checkpoint directory: scorer.safetensors + scorer.json
   std::string out;         // directory to write; it appears only when complete
+  bool force = false;      // replace an existing `out` that holds only files an export writes
   ExportFormat format = ExportFormat::Native;
   std::string model;         // HF checkpoint the scorer must have been trained for; empty: no check
   int64_t test_vectors = 0;  // candidates per layer and KV head in test_vectors.safetensors; 0: none
 };
 
 // Writes request.out: the weights (scorer.safetensors or judge.safetensors), manifest.json and,
-// when asked, test_vectors.safetensors (data/README.md). Refuses, before writing anything, a
-// missing or corrupt checkpoint, a model other than the scorer's, or the reference format for a
-// scorer trained with recency features.
+// when asked, test_vectors.safetensors (data/README.md). Refuses, before writing anything, an
+// existing `out` (with `force`, one that holds anything but an earlier export's files), an `out`
+// that is or lies inside the checkpoint, a missing or corrupt checkpoint, a model other than the
+// scorer's, or the reference format for a scorer trained with recency features.
 void export_scorer(const ExportRequest& request);
 
 }  // namespace foresight

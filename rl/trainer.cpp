@@ -6,13 +6,13 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sha256.h"
+#include "common/text_file.h"
 #include "golden/golden_file.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
@@ -22,6 +22,7 @@
 #include "rl/policy_update.h"
 #include "rl/rollout.h"
 #include "train/optimizer.h"
+#include "train/run_identity.h"
 #include "train/run_state.h"
 
 namespace foresight {
@@ -122,8 +123,9 @@ void run_grpo(const GrpoConfig& cfg) {
   Adam adam(policy.parameters());
   if (!saved.empty()) {
     adam.load((saved.back().second / "optimizer.safetensors").string());
-    if (writer) truncate_metrics(out_dir / "metrics.jsonl", start);
   }
+  // After the checkpoint's own checks (model, schedule), which name the problem more precisely.
+  if (writer) claim_output_dir(out_dir, {"grpo", golden_sha256, cfg.yaml}, !saved.empty());
   if (writer) {
     if (!saved.empty()) {
       std::fprintf(stderr, "grpo: resuming from %s (step %lld of %lld)\n", saved.back().second.c_str(),
@@ -137,10 +139,11 @@ void run_grpo(const GrpoConfig& cfg) {
   }
 
   const RolloutOptions rollout_options{schedule, cfg.features, cfg.logprob, cfg.keep_features};
-  std::optional<std::ofstream> metrics;
+  std::optional<LineLog> metrics;
   std::optional<ProgressBar> bar;
   if (writer) {
-    metrics.emplace(out_dir / "metrics.jsonl", std::ios::app);
+    truncate_metrics(out_dir / "metrics.jsonl", start);
+    metrics.emplace((out_dir / "metrics.jsonl").string());
     bar.emplace("grpo", cfg.max_steps - start, "step");
   }
   const int64_t traces = cfg.per_step_traces, groups = cfg.num_generations;
@@ -202,31 +205,30 @@ void run_grpo(const GrpoConfig& cfg) {
       check_finite_step(s[0].item<double>(), grad_norm, step + 1, out_dir, last_good);
       adam.step(lr);
       adam.zero_grad();
+      check_finite_parameters(policy.parameters(), step + 1, out_dir, last_good);
     }
     const double update_secs = seconds_since(t1);
 
     if (writer) {
       const GroupStats g = group_stats(rewards);
       const double layers = static_cast<double>(std::max<int64_t>(total.layers, 1));
-      *metrics << nlohmann::json{{"step", step + 1},
-                                 {"reward", g.reward},
-                                 {"reward_std", g.reward_std},
-                                 {"frac_reward_zero_std", g.frac_zero_std},
-                                 {"kl", total.kl / layers},
-                                 {"clip_ratio", total.clip / layers},
-                                 {"spike_rate", table.select(2, 1).mean().item<double>()},
-                                 {"nll_increase", table.select(2, 2).mean().item<double>()},
-                                 {"loss", total.loss / static_cast<double>(cfg.num_iterations)},
-                                 {"grad_norm", grad_norm},
-                                 {"lr", lr},
-                                 {"beta", update.beta},
-                                 {"rollout_tokens_per_s", static_cast<double>(rollout_tokens) / rollout_secs},
-                                 {"rollout_seconds", rollout_secs},
-                                 {"update_seconds", update_secs},
-                                 {"step_seconds", seconds_since(t0)}}
-                      .dump()
-               << "\n"
-               << std::flush;
+      metrics->write(nlohmann::json{{"step", step + 1},
+                                    {"reward", g.reward},
+                                    {"reward_std", g.reward_std},
+                                    {"frac_reward_zero_std", g.frac_zero_std},
+                                    {"kl", total.kl / layers},
+                                    {"clip_ratio", total.clip / layers},
+                                    {"spike_rate", table.select(2, 1).mean().item<double>()},
+                                    {"nll_increase", table.select(2, 2).mean().item<double>()},
+                                    {"loss", total.loss / static_cast<double>(cfg.num_iterations)},
+                                    {"grad_norm", grad_norm},
+                                    {"lr", lr},
+                                    {"beta", update.beta},
+                                    {"rollout_tokens_per_s", static_cast<double>(rollout_tokens) / rollout_secs},
+                                    {"rollout_seconds", rollout_secs},
+                                    {"update_seconds", update_secs},
+                                    {"step_seconds", seconds_since(t0)}}
+                            .dump());
       bar->advance();
       if ((step + 1) % cfg.save_every == 0 || step + 1 == cfg.max_steps) {
         save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), policy,

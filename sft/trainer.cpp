@@ -5,12 +5,12 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sha256.h"
+#include "common/text_file.h"
 #include "golden/golden_file.h"
 #include "model/transformer.h"
 #include "policy/policy_drops.h"
@@ -18,6 +18,7 @@
 #include "sft/ranking_loss.h"
 #include "sft/sft_config.h"
 #include "train/optimizer.h"
+#include "train/run_identity.h"
 #include "train/run_state.h"
 
 namespace foresight {
@@ -125,9 +126,10 @@ void run_sft(const SftConfig& cfg) {
   LearnedScorer scorer = saved.empty() ? LearnedScorer(spec, cfg.seed) : LearnedScorer::load(saved.back().second.string(), spec);
   scorer.to(model.options().device());
   Adam adam(scorer.parameters());
+  // After the checkpoint's own checks (model, schedule), which name the problem more precisely.
+  claim_output_dir(out_dir, {"sft", golden_sha256, cfg.yaml}, !saved.empty());
   if (!saved.empty()) {
     adam.load((saved.back().second / "optimizer.safetensors").string());
-    truncate_metrics(out_dir / "metrics.jsonl", start);
     std::fprintf(stderr, "sft: resuming from %s (step %lld of %lld)\n", saved.back().second.c_str(),
                  static_cast<long long>(start), static_cast<long long>(cfg.max_steps));
   }
@@ -135,8 +137,9 @@ void run_sft(const SftConfig& cfg) {
                heldout.size(), static_cast<long long>(spec.schedule.budget), static_cast<long long>(spec.schedule.interval),
                feature_set_name(cfg.features));
 
-  std::ofstream metrics(out_dir / "metrics.jsonl", std::ios::app);
-  auto log = [&](const nlohmann::json& j) { metrics << j.dump() << "\n" << std::flush; };
+  truncate_metrics(out_dir / "metrics.jsonl", start);
+  LineLog metrics((out_dir / "metrics.jsonl").string());
+  auto log = [&](const nlohmann::json& j) { metrics.write(j.dump()); };
   auto evaluate = [&](int64_t step, ProgressBar& bar) {
     if (heldout.empty()) return;
     const BatchResult r = run_batch(model, scorer, golden, heldout, cfg, /*train=*/false);
@@ -158,6 +161,7 @@ void run_sft(const SftConfig& cfg) {
     const double lr = scheduled_lr(cfg.lr, step, cfg.warmup_steps, cfg.max_steps, cfg.lr_schedule);
     adam.step(lr);
     adam.zero_grad();
+    check_finite_parameters(scorer.parameters(), step + 1, out_dir, last_good);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     log({{"step", step + 1}, {"loss", r.loss}, {"golden_overlap", r.overlap}, {"lr", lr}, {"grad_norm", grad_norm},
          {"tokens_per_s", static_cast<double>(r.tokens) / secs}, {"step_seconds", secs}});

@@ -10,6 +10,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/text_file.h"
 #include "golden/golden_file.h"
 #include "policy/scorer.h"
 #include "train/optimizer.h"
@@ -83,7 +84,8 @@ void save_checkpoint(const fs::path& dir, const LearnedScorer& scorer, const std
   scorer.save(out.temp_path(), provenance_json);
   if (adam) {
     adam->save((fs::path(out.temp_path()) / "optimizer.safetensors").string());
-    std::ofstream(fs::path(out.temp_path()) / "trainer_state.json") << nlohmann::json{{"step", step}}.dump() << "\n";
+    write_text_file((fs::path(out.temp_path()) / "trainer_state.json").string(),
+                    nlohmann::json{{"step", step}}.dump() + "\n");
   }
   out.commit();
 }
@@ -96,23 +98,40 @@ void prune_checkpoints(const fs::path& dir, int64_t keep) {
 void truncate_metrics(const fs::path& path, int64_t step) {
   if (!fs::exists(path)) return;
   std::ifstream in(path);
-  AtomicOutput out(path.string());
-  std::ofstream kept(out.temp_path());
+  std::string kept;
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("step", INT64_MAX) <= step) kept << line << "\n";
+    if (!j.is_discarded() && j.value("step", INT64_MAX) <= step) kept += line + "\n";
   }
-  kept.close();
+  AtomicOutput out(path.string());
+  write_text_file(out.temp_path(), kept);
   out.commit();
 }
+
+namespace {
+
+std::string last_good_checkpoint(const fs::path& out_dir, int64_t last_good) {
+  return last_good >= 0 ? "the last good checkpoint is " + (out_dir / ("step_" + std::to_string(last_good))).string()
+                        : std::string("no checkpoint was saved yet");
+}
+
+}  // namespace
 
 void check_finite_step(double loss, double grad_norm, int64_t step, const fs::path& out_dir, int64_t last_good) {
   if (std::isfinite(loss) && std::isfinite(grad_norm)) return;
   throw Error("loss " + std::to_string(loss) + ", gradient norm " + std::to_string(grad_norm) + " at step " +
-              std::to_string(step) + ": stopped without applying it; " +
-              (last_good >= 0 ? "the last good checkpoint is " + (out_dir / ("step_" + std::to_string(last_good))).string()
-                              : std::string("no checkpoint was saved yet")));
+              std::to_string(step) + ": stopped without applying it; " + last_good_checkpoint(out_dir, last_good));
+}
+
+void check_finite_parameters(const std::vector<at::Tensor>& parameters, int64_t step, const fs::path& out_dir,
+                             int64_t last_good) {
+  for (const at::Tensor& p : parameters) {
+    if (at::isfinite(p).all().item<bool>()) continue;
+    throw Error("the update of step " + std::to_string(step) +
+                " made the scorer's weights non-finite (is the learning rate too high?): stopped without saving it; " +
+                last_good_checkpoint(out_dir, last_good));
+  }
 }
 
 }  // namespace foresight

@@ -50,12 +50,20 @@ void save_checkpoint(const std::filesystem::path& dir, const LearnedScorer& scor
 // Removes all but the newest `keep` step_N checkpoints.
 void prune_checkpoints(const std::filesystem::path& dir, int64_t keep);
 
-// Keeps the metrics rows of steps <= `step` (the ones a resumed run will not repeat).
+// Keeps the metrics rows of steps <= `step` (the ones a resumed run will not repeat); with step 0,
+// a run that starts from scratch, none: rows of an earlier attempt that died before its first
+// checkpoint would otherwise read as part of this run.
 void truncate_metrics(const std::filesystem::path& path, int64_t step);
 
 // Throws unless loss and gradient norm are finite, naming the step and the last good checkpoint
 // (`last_good` < 0: none yet), before the optimizer applies anything.
 void check_finite_step(double loss, double grad_norm, int64_t step, const std::filesystem::path& out_dir,
                        int64_t last_good);
+
+// Throws unless every parameter is finite after step `step`'s update, naming the step and the last
+// good checkpoint, before the step is logged or saved (a huge learning rate overflows the weights
+// while loss and gradient norm are still finite).
+void check_finite_parameters(const std::vector<at::Tensor>& parameters, int64_t step,
+                             const std::filesystem::path& out_dir, int64_t last_good);
 
 }  // namespace foresight

@@ -54,6 +54,33 @@ TEST(Config, ErrorsNameKeyValueAndExpectation) {
   EXPECT_NE(error_of([] { Config::load(write_yaml("a: b\n"), {"novalue"}); }).find("key=value"), std::string::npos);
 }
 
+TEST(Config, AnEmptyOverrideIsRefusedInsteadOfFallingBackToTheDefault) {
+  const std::string path = write_yaml("lr: 0.1\n");
+  EXPECT_NE(error_of([&] { Config::load(path, {"lr="}); }).find("override \"lr=\" has no value"), std::string::npos);
+  EXPECT_NE(error_of([&] { Config::load(path, {"lr= "}); }).find("has no value"), std::string::npos);
+  EXPECT_DOUBLE_EQ(Config::load(path, {"lr=0.2"}).positive_number("lr", 1.0), 0.2);
+}
+
+TEST(Config, AKeyThatAppearsTwiceIsRefused) {
+  EXPECT_NE(error_of([] { Config::load(write_yaml("lr: 0.1\nbudget: 64\nlr: 0.2\n"), {}); })
+                .find("key \"lr\" appears twice"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { Config::load(write_yaml("reward:\n  threshold: 1\n  kind: spike\n  threshold: 2\n"), {}); })
+                .find("key \"reward.threshold\" appears twice"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { Config::parse("a: 1\na: 1\n", "run.json"); }).find("run.json: key \"a\" appears twice"),
+            std::string::npos);
+  // The same name under different parents is two keys.
+  EXPECT_EQ(error_of([] { Config::load(write_yaml("a:\n  n: 1\nb:\n  n: 1\n"), {}); }), "");
+}
+
+TEST(Config, LeavesListEverySetKeyWithItsValueAsFlowYaml) {
+  const auto leaves = Config::parse("lr: 0.5\nreward:\n  kind: spike\n  offset:\nbudgets: [32, \"64/8\"]\n", "x").leaves();
+  const std::map<std::string, std::string> expected = {
+      {"lr", "0.5"}, {"reward.kind", "spike"}, {"budgets", "[32, 64/8]"}};  // offset: null reads as unset
+  EXPECT_EQ(leaves, expected);
+}
+
 TEST(Sha256, MatchesPublishedVectors) {
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

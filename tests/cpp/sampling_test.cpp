@@ -4,6 +4,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "common/error.h"
+
 namespace foresight {
 namespace {
 
@@ -25,6 +29,13 @@ TEST(Sampling, FrequenciesFollowTheTemperedSoftmaxInsideTheNucleus) {
   const double p0 = std::exp(4.0) / (std::exp(4.0) + std::exp(2.0));
   EXPECT_NEAR(counts[0] / static_cast<double>(n), p0, 0.01);
   EXPECT_EQ(counts[2] + counts[3], 0);
+}
+
+TEST(Sampling, NegativeOrNaNTemperatureIsAnErrorNotGreedy) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  const at::Tensor logits = at::tensor({0.1f, 2.0f, 1.9f, -1.0f});
+  EXPECT_THROW(sample_token(logits, {-0.7, 1.0}, gen), Error);
+  EXPECT_THROW(sample_token(logits, {std::nan(""), 1.0}, gen), Error);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 """Shared helpers: the built commands, tiny checkpoints made by `foresight-model init`."""
+import errno
 import json
 import os
 import pathlib
@@ -64,3 +65,24 @@ def expect_error(proc, text):
 def tiny_model(tmp_path):
     return init_model(tmp_path / "model", "qwen2", layers=2, hidden=32, heads=4, kv_heads=2,
                       intermediate=64, vocab=64, max_positions=48, init_std=0.2, seed=1)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A directory on a 1 MiB tmpfs whose space is used up: every write there fails with ENOSPC.
+    Skips where mounting is not permitted (no root, no CAP_SYS_ADMIN)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up: {proc.stderr.strip()}")
+    try:
+        with open(mount / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)

@@ -5,7 +5,7 @@ import json
 import pytest
 from safetensors.torch import load_file, save_file
 
-from conftest import run, write_traces
+from conftest import expect_error, run, write_traces
 
 
 def expect_failure(tmp_path, out, expected, *args):
@@ -115,3 +115,44 @@ def test_init_refuses_an_invalid_layout(tmp_path):
     out = tmp_path / "m"
     expect_failure(tmp_path, out, "num_key_value_heads", "init", "--arch", "qwen3", "--out", out,
                    "--heads", 4, "--kv-heads", 3)
+
+
+def model_command(command, model, inputs, out):
+    """`foresight-model score|generate|forward` reading `inputs`, writing `out`."""
+    if command == "generate":
+        return run("foresight-model", "generate", "--model", model, "--prompts", inputs, "--out", out,
+                   "--max-new-tokens", 2, check=False)
+    return run("foresight-model", command, "--model", model, "--traces", inputs, "--out", out, check=False)
+
+
+@pytest.mark.parametrize("command", ["score", "generate", "forward"])
+def test_an_existing_output_or_the_input_itself_is_refused_and_kept(tmp_path, tiny_model, good_traces, command):
+    out = tmp_path / "existing"
+    out.write_text("the user's data\n")
+    expect_error(model_command(command, tiny_model, good_traces, out), f"--out {out} exists: refusing to overwrite it")
+    assert out.read_text() == "the user's data\n"
+    original = good_traces.read_bytes()
+    expect_error(model_command(command, tiny_model, good_traces, good_traces), "is the input --")
+    assert good_traces.read_bytes() == original
+    expect_error(model_command(command, tiny_model, good_traces, tiny_model / "out"), "lies inside the input --model")
+    assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+@pytest.mark.parametrize("command", ["score", "generate", "forward"])
+def test_no_traces_is_an_error_not_an_empty_result(tmp_path, tiny_model, command):
+    empty = write_traces(tmp_path / "empty.jsonl", [])
+    out = tmp_path / "out"
+    expect_error(model_command(command, tiny_model, empty, out), f"{empty} holds no traces")
+    assert not out.exists()
+
+
+def test_score_of_traces_without_a_next_token_is_an_error(tmp_path, tiny_model):
+    one_token = write_traces(tmp_path / "t.jsonl", [{"id": "a", "input_ids": [1]}, {"id": "b", "input_ids": [2]}])
+    score(tmp_path, tiny_model, one_token, "has fewer than 2 tokens: no position has a next token to score")
+
+
+def test_negative_temperature_is_an_error_not_greedy(tmp_path, tiny_model, good_traces):
+    out = tmp_path / "gen.jsonl"
+    expect_failure(tmp_path, out, "--temperature -0.700000 is invalid, expected 0 (greedy) or more", "generate",
+                   "--model", tiny_model, "--prompts", good_traces, "--out", out, "--max-new-tokens", 2,
+                   "--temperature=-0.7")

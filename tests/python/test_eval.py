@@ -4,6 +4,7 @@ and bad input."""
 import csv
 import json
 import shutil
+import subprocess
 
 import h5py
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from conftest import BUDGET, INTERVAL, ROOT, expect_error, make_golden, run
+from conftest import BIN, BUDGET, INTERVAL, ROOT, expect_error, make_golden, run
 
 TINY = ROOT / "configs" / "eval" / "tiny.yaml"
 SFT = ROOT / "configs" / "sft" / "tiny.yaml"
@@ -167,11 +168,57 @@ def test_golden_file_without_nll_is_refused(data, tmp_path):
     ("budgets=[\"64/48\"]", 'budget (64) must be a multiple of interval (48)'),
     ("policies=[foresight]", "which needs a trained scorer: set scorer=DIR"),
     ("budget=[64]", 'key "budget" is not a known key'),
+    ("budgets=[64, \"64/8\"]", 'key "budgets" lists B 64, W 8 twice ("64/8")'),
+    ("policies=[random, h2o, random]", 'key "policies" lists random twice'),
+    ("seed=", 'override "seed=" has no value'),
 ])
 def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
     model, golden, _ = data
     expect_error(evaluate(model, golden, tmp_path / "out", override, check=False), text)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cell_that_scores_nothing_is_reported_missing_with_a_warning_not_as_zero(data, tmp_path):
+    model, golden, _ = data
+    out = tmp_path / "out"
+    # The traces have 319 tokens: at B 320 no position lies past B + W, so nothing is scored.
+    proc = evaluate(model, golden, out, "policies=[random]", f"budgets=[{BUDGET}, 320]", "max_traces=2")
+    assert f"random at B 320, W {INTERVAL} scored no position" in proc.stderr
+    rows = {r["budget"]: r for r in json.loads((out / "results.json").read_text())}
+    assert rows[320]["scored_positions"] == 0
+    assert (rows[320]["mean_nll_increase"], rows[320]["spike_rate"], rows[320]["penalty"]) == (None, None, None)
+    assert rows[BUDGET]["scored_positions"] > 0 and rows[BUDGET]["mean_nll_increase"] is not None
+    with open(out / "results.csv") as f:
+        cell = next(r for r in csv.DictReader(f) if r["budget"] == "320")
+    assert (cell["mean_nll_increase"], cell["spike_rate"], cell["penalty"]) == ("", "", "")
+    assert "| random | 320 | 8 |  |  |  |  |" in proc.stdout
+
+
+def test_output_dir_inside_an_input_is_refused(data, tmp_path):
+    model, golden, _ = data
+    before = sorted(p.name for p in model.iterdir())
+    expect_error(evaluate(model, golden, model / "eval", check=False), f"lies inside the input model {model}")
+    expect_error(evaluate(model, golden, golden, check=False), "is the input golden")
+    assert sorted(p.name for p in model.iterdir()) == before
+
+
+def test_a_full_disk_fails_the_sweep_naming_the_file_and_leaves_no_empty_result(data, full_disk):
+    model, golden, _ = data
+    out = full_disk / "eval"
+    proc = evaluate(model, golden, out, "policies=[random]", f"budgets=[{BUDGET}]", "max_traces=1", check=False)
+    expect_error(proc, f"cannot write {out / 'runs' / 'random' / f'B{BUDGET}_W{INTERVAL}' / 'config.yaml'}")
+    assert "No space left on device" in proc.stderr
+    assert not list(out.rglob("result*.json")) and not (out / "results.csv").exists()
+
+
+def test_a_table_that_cannot_be_written_fails_the_command(data, tmp_path):
+    model, golden, _ = data
+    args = ["--config", TINY, f"model={model}", f"golden={golden}", f"output_dir={tmp_path / 'out'}",
+            "policies=[random]", f"budgets=[{BUDGET}]", "max_traces=1"]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([str(BIN / "foresight-eval"), *map(str, args)], stdout=full, stderr=subprocess.PIPE,
+                              text=True)
+    expect_error(proc, "cannot write the results table to standard output")
 
 
 def test_shipped_configs_validate():

@@ -3,6 +3,7 @@ keeps its contract, and wrong requests (format, model, broken checkpoint) are re
 import hashlib
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -117,6 +118,44 @@ def test_another_model_is_refused(data, tmp_path):
     expect_error(proc, "was trained for another model")
     assert str(other) in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def listing(directory):
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+def test_an_existing_out_is_refused_and_force_replaces_only_an_earlier_export(data, tmp_path):
+    _, _, scorers = data
+    out = tmp_path / "out"
+    export(scorers["recency"], out)
+    assert listing(out) == ["manifest.json", "scorer.safetensors"]
+    expect_error(export(scorers["recency"], out, "--test-vectors", 4, check=False),
+                 f"--out {out} exists: refusing to replace it (--force replaces an earlier export)")
+    assert listing(out) == ["manifest.json", "scorer.safetensors"]
+    export(scorers["recency"], out, "--test-vectors", 4, "--force")
+    assert listing(out) == ["manifest.json", "scorer.safetensors", "test_vectors.safetensors"]
+    assert json.loads((out / "manifest.json").read_text())["test_vectors"]["count"] == 4
+    # A file export does not write makes the directory someone else's, even with --force.
+    (out / "notes.txt").write_text("mine")
+    expect_error(export(scorers["recency"], out, "--force", check=False),
+                 "holds notes.txt, which foresight-export does not write: refusing to replace it, even with --force")
+    assert (out / "notes.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left behind
+
+
+def test_a_training_output_or_the_checkpoint_itself_is_never_replaced(data, tmp_path):
+    _, _, scorers = data
+    checkpoint = tmp_path / "run" / "final"
+    shutil.copytree(scorers["recency"].parent, tmp_path / "run")
+    before = listing(tmp_path / "run")
+    expect_error(export(checkpoint, tmp_path / "run", "--force", check=False),
+                 "which foresight-export does not write: refusing to replace it, even with --force")
+    for flags in ([], ["--force"]):
+        expect_error(export(checkpoint, checkpoint, *flags, check=False), f"--out {checkpoint} is the input --checkpoint")
+        expect_error(export(checkpoint, checkpoint / "export", *flags, check=False),
+                     f"lies inside the input --checkpoint {checkpoint}")
+    assert listing(tmp_path / "run") == before
+    assert (checkpoint / "scorer.safetensors").read_bytes() == (scorers["recency"] / "scorer.safetensors").read_bytes()
 
 
 def copy_checkpoint(src, dst):

@@ -215,6 +215,15 @@ def test_bad_schedule_is_refused_before_any_work(small, budget, interval, text):
     expect_error(golden(model, traces, tmp / "g.h5", budget, interval, check=False), text, tmp / "g.h5")
 
 
+def test_no_traces_or_only_too_short_ones_are_refused_before_any_work(small):
+    tmp, model = small
+    empty = write_traces(tmp / "empty.jsonl", [])
+    expect_error(golden(model, empty, tmp / "g.h5", 16, 8, check=False), "holds no traces", tmp / "g.h5")
+    short, _ = random_traces(tmp / "short.jsonl", [24, 10], vocab=64)
+    expect_error(golden(model, short, tmp / "g.h5", 16, 8, check=False),
+                 "every trace of " + str(short) + " has at most budget + interval = 24 tokens", tmp / "g.h5")
+
+
 def test_too_long_trace_is_refused_before_any_work(small):
     tmp, model = small
     traces, _ = random_traces(tmp / "t.jsonl", [40, 65], vocab=64)
@@ -230,7 +239,7 @@ def test_repeated_trace_id_is_refused(small):
 
 def test_output_of_another_model_or_schedule_is_refused_and_kept(small):
     tmp, model = small
-    traces, _ = random_traces(tmp / "t.jsonl", [40], vocab=64)
+    traces, _ = random_traces(tmp / "t.jsonl", [50], vocab=64)  # long enough for both schedules
     golden(model, traces, tmp / "g.h5", 16, 8)
     before = (tmp / "g.h5").read_bytes()
     other = init_model(tmp / "other", "qwen2", layers=2, hidden=32, heads=2, kv_heads=1, vocab=64, max_positions=64)

@@ -65,7 +65,7 @@ def test_contract_metrics_and_checkpoints(data, tmp_path):
     assert all(keys <= r.keys() for r in rows)
     assert all(r["reward"] <= 0 and 0 <= r["spike_rate"] <= 1 and r["kl"] >= 0 for r in rows)
     assert rows[0]["lr"] == 0.0 and rows[1]["lr"] == pytest.approx(3e-5)  # linear warm-up over 10 steps
-    assert sorted(p.name for p in out.iterdir()) == ["final", "metrics.jsonl", "step_2", "step_4"]
+    assert sorted(p.name for p in out.iterdir()) == ["final", "metrics.jsonl", "run.json", "step_2", "step_4"]
     assert {"scorer.safetensors", "scorer.json", "optimizer.safetensors", "trainer_state.json"} <= {
         p.name for p in (out / "step_4").iterdir()}
     manifest = json.loads((out / "final" / "scorer.json").read_text())
@@ -175,6 +175,40 @@ def test_learning_raises_the_reward_of_a_weak_scorer(data, tmp_path):
     print(f"seed 0: mean reward of steps 1-5 {first.mean():.3f}, of steps 16-20 {last.mean():.3f}, "
           f"standard error of the difference {noise:.3f}")
     assert last.mean() - first.mean() > 2 * noise
+
+
+def snapshot(directory):
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_stage_never_resumes_or_replaces_the_other_stages_output(data, tmp_path):
+    model, golden, scorer = data
+    sft_dir = tmp_path / "sft"
+    shutil.copytree(scorer.parent, sft_dir)
+    before = snapshot(sft_dir)
+    proc = grpo(data, sft_dir, 2, 2, "per_step_traces=1", check=False)
+    expect_error(proc, f"output_dir {sft_dir} holds a sft run")
+    assert snapshot(sft_dir) == before
+
+    grpo_dir = tmp_path / "grpo"
+    grpo(data, grpo_dir, 2, 2, "per_step_traces=1", "save_every=1")
+    before = snapshot(grpo_dir)
+    proc = run("foresight-train", "sft", "--config", SFT, f"model={model}", f"golden={golden}",
+               f"output_dir={grpo_dir}", "max_steps=3", check=False)
+    expect_error(proc, f"output_dir {grpo_dir} holds a grpo run")
+    assert snapshot(grpo_dir) == before
+
+
+def test_an_update_that_makes_the_scorer_non_finite_is_not_saved(data, tmp_path):
+    out = tmp_path / "out"
+    # Warm-up makes step 1's learning rate 0 (saved as step_1) and step 2's 1e299: weights overflow.
+    proc = grpo(data, out, 4, 2, "per_step_traces=2", "learning_rate=1e300", "warmup_steps=10", "save_every=1",
+                check=False)
+    expect_error(proc, "the update of step 2 made the scorer's weights non-finite")
+    expect_error(proc, f"the last good checkpoint is {out / 'step_1'}")
+    assert (out / "step_1").exists() and not (out / "step_2").exists() and not (out / "final").exists()
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1]
+    assert all(np.isfinite(w).all() for w in load_file(str(out / "step_1" / "scorer.safetensors")).values())
 
 
 def test_golden_file_without_nll_is_refused(data, tmp_path):

@@ -35,7 +35,9 @@ def test_scorer_learns_the_oracle_and_keeps_the_output_contract(data, tmp_path):
     print(f"held-out golden overlap after 100 steps: {heldout[-1]['golden_overlap']:.3f} (random {random_overlap})")
     assert heldout[-1]["golden_overlap"] >= 2 * random_overlap
     assert train[-1]["loss"] < train[0]["loss"]
-    assert sorted(p.name for p in out.iterdir()) == ["final", "metrics.jsonl", "step_100", "step_50"]
+    assert sorted(p.name for p in out.iterdir()) == ["final", "metrics.jsonl", "run.json", "step_100", "step_50"]
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["stage"] == "sft" and "max_steps: 100" in run_json["config"]
     manifest = json.loads((out / "final" / "scorer.json").read_text())
     assert manifest["format"] == "foresightkv-scorer" and manifest["features"] == "recency"
     assert (manifest["budget"], manifest["interval"], manifest["group_size"]) == (BUDGET, INTERVAL, 2)
@@ -63,6 +65,40 @@ def test_resume_after_a_kill_repeats_the_uninterrupted_metrics(data, tmp_path):
     resumed = sft(model, golden, out, 12, "save_every=4", "eval_every=4", "keep_last_n=5")
     assert "resuming from" in resumed.stderr
     assert comparable(read_jsonl(out / "metrics.jsonl")) == comparable(read_jsonl(tmp_path / "straight" / "metrics.jsonl"))
+
+
+def test_a_rerun_after_a_kill_before_the_first_checkpoint_starts_the_metrics_afresh(data, tmp_path):
+    model, golden = data
+    out = tmp_path / "out"
+    cmd = [str(BIN / "foresight-train"), "sft", "--config", str(TINY), f"model={model}", f"golden={golden}",
+           f"output_dir={out}", "max_steps=1000", "save_every=1000", "eval_every=1000"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not ((out / "metrics.jsonl").exists() and len(read_jsonl(out / "metrics.jsonl")) >= 3):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(out.glob("step_*")), "a checkpoint was saved before the kill"
+    sft(model, golden, out, 2, "save_every=1000", "eval_every=1000")
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "split" not in r] == [1, 2]
+
+
+def test_resume_accepts_a_longer_run_and_refuses_another_learning_rate(data, tmp_path):
+    model, golden = data
+    out = tmp_path / "out"
+    sft(model, golden, out, 2, "save_every=1", "eval_every=1000")
+    final = (out / "final" / "scorer.safetensors").read_bytes()
+    proc = sft(model, golden, out, 4, "save_every=1", "eval_every=1000", "lr=0.5", check=False)
+    expect_error(proc, "holds a checkpoint of a run with another config")
+    expect_error(proc, "lr: 0.05 -> 0.5")
+    assert "max_steps" not in proc.stderr.split("changes:")[1]  # a safe key is not reported as a difference
+    assert sorted(p.name for p in out.iterdir()) == ["final", "metrics.jsonl", "run.json", "step_1", "step_2"]
+    assert (out / "final" / "scorer.safetensors").read_bytes() == final
+    resumed = sft(model, golden, out, 4, "save_every=1", "eval_every=1000", "keep_last_n=2")
+    assert "resuming from" in resumed.stderr and str(out / "step_2") in resumed.stderr
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "split" not in r] == [1, 2, 3, 4]
+    assert json.loads((out / "final" / "scorer.json").read_text())["provenance"]["step"] == 4
 
 
 def test_golden_file_of_another_model_is_refused(data, tmp_path):
