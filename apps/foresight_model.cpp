@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -164,10 +163,7 @@ void cmd_generate(int argc, char** argv) {
   const int64_t max_new = required<int64_t>(r, "max-new-tokens");
   if (max_new <= 0) throw Error("--max-new-tokens must be positive");
   const SamplingOptions sampling{r["temperature"].as<double>(), r["top-p"].as<double>()};
-  if (!(sampling.temperature >= 0) || !std::isfinite(sampling.temperature)) {
-    throw Error("--temperature " + std::to_string(sampling.temperature) + " is invalid, expected 0 (greedy) or more");
-  }
-  if (sampling.top_p <= 0 || sampling.top_p > 1) throw Error("--top-p must lie in (0, 1]");
+  check_sampling_options(sampling);  // before loading anything
   JsonlWriter out(new_output(r, "prompts"));
   const auto [prompts, model] = load_traces_and_model(r, "prompts");
   const ModelConfig& c = model.config();

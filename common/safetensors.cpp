@@ -2,16 +2,26 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_output.h"
 #include "common/error.h"
-#include "common/text_file.h"
 #include "common/mapped_file.h"
+#include "common/text_file.h"
 
 namespace foresight {
+
+void check_finite_tensor(const at::Tensor& t, const std::string& file, const std::string& name) {
+  if (t.numel() == 0) return;
+  const auto [lo, hi] = at::aminmax(t);
+  if (std::isfinite(lo.item<double>()) && std::isfinite(hi.item<double>())) return;
+  const int64_t bad = (~at::isfinite(t)).sum().item<int64_t>();
+  throw Error(file + ": tensor " + name + " holds " + std::to_string(bad) + " non-finite values (NaN or inf) of " +
+              std::to_string(t.numel()));
+}
 
 namespace {
 

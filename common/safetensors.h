@@ -40,6 +40,11 @@ class SafetensorsFile {
 };
 
 // Writes tensors (any device, contiguous or not) to `path` in safetensors format, atomically.
+// Throws unless every value of `t` is finite, naming `file` and the tensor: a NaN or inf weight
+// would otherwise run through every stage and surface only as NaN losses or scores. One pass in
+// the stored dtype (a NaN makes the min and max NaN; an inf is one of them).
+void check_finite_tensor(const at::Tensor& t, const std::string& file, const std::string& name);
+
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});

@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -74,18 +73,6 @@ std::map<std::string, std::shared_ptr<SafetensorsFile>> open_shards(const fs::pa
   return by_name;
 }
 
-// A NaN or inf weight would run to the end of every stage and surface only as NaN losses or
-// scores; it is refused here, by file and tensor. One pass in the stored dtype: a NaN makes both
-// the min and the max NaN, and an inf is one of them.
-void check_finite(const at::Tensor& t, const std::string& file, const std::string& name) {
-  if (t.numel() == 0) return;
-  const auto [lo, hi] = at::aminmax(t);
-  if (std::isfinite(lo.item<double>()) && std::isfinite(hi.item<double>())) return;
-  const int64_t bad = (~at::isfinite(t)).sum().item<int64_t>();
-  throw Error(file + ": tensor " + name + " holds " + std::to_string(bad) + " non-finite values (NaN or inf) of " +
-              std::to_string(t.numel()) + "; the checkpoint is corrupt");
-}
-
 }  // namespace
 
 std::vector<WeightSpec> weight_specs(const ModelConfig& c) {
@@ -140,7 +127,7 @@ Checkpoint load_checkpoint(const std::string& dir) {
     if (!at::isFloatingType(t.scalar_type())) {
       throw Error(dir + ": tensor " + spec.name + " is not floating point");
     }
-    check_finite(t, it->second->path(), spec.name);
+    check_finite_tensor(t, it->second->path(), spec.name);
     ckpt.weights.emplace(spec.name, std::move(t));
   }
   return ckpt;

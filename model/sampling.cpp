@@ -9,11 +9,15 @@
 
 namespace foresight {
 
-int64_t sample_token(const at::Tensor& logits, const SamplingOptions& options, at::Generator& gen) {
+void check_sampling_options(const SamplingOptions& options) {
   if (!(options.temperature >= 0) || !std::isfinite(options.temperature)) {
-    throw Error("sampling temperature " + std::to_string(options.temperature) + " is invalid, expected 0 (greedy) or a "
-                "positive number");
+    throw Error("--temperature " + std::to_string(options.temperature) + " is invalid, expected 0 (greedy) or more");
   }
+  if (!(options.top_p > 0 && options.top_p <= 1)) throw Error("--top-p must lie in (0, 1]");
+}
+
+int64_t sample_token(const at::Tensor& logits, const SamplingOptions& options, at::Generator& gen) {
+  check_sampling_options(options);
   const at::Tensor scores = logits.to(at::kCPU, at::kFloat);
   if (options.temperature == 0) return scores.argmax().item<int64_t>();
   at::Tensor probs = at::softmax(scores / options.temperature, -1);

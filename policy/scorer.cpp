@@ -207,10 +207,7 @@ LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expe
                   c10::str(param.sizes()));
     }
     // Caught here, by name, rather than as NaN scores (and drops chosen by NaN order) at every step.
-    if (const int64_t bad = (~at::isfinite(t)).sum().item<int64_t>(); bad > 0) {
-      throw Error(weights.path() + ": tensor " + name + " holds " + std::to_string(bad) +
-                  " non-finite values (NaN or inf) of " + std::to_string(t.numel()));
-    }
+    check_finite_tensor(t, weights.path(), name);
     c10::NoGradGuard no_grad;
     param.copy_(t);
   }
