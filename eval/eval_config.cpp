@@ -39,23 +39,18 @@ EvictionSchedule parse_budget(const Config& c, const std::string& item, int64_t 
 
 }  // namespace
 
-EvalConfig parse_eval_config(const Config& c) {
-  c.check_known_keys({"model", "golden", "output_dir", "scorer", "device", "dtype", "policies", "budgets", "interval",
-                      "max_traces", "reward.threshold", "reward.exclude_fraction", "seed", "expect_model.*"});
-  EvalConfig r;
-  r.model = c.string("model");
-  r.golden = c.string("golden");
-  r.output_dir = c.string("output_dir");
-  r.scorer = c.optional_string("scorer").value_or("");
-  r.runtime = parse_runtime_options(c);
+std::vector<std::string> parse_policies(const Config& c, const std::string& scorer, bool decode_time) {
   std::vector<std::string> all;
   for (const PolicyPreset& p : policy_presets()) {
-    if (!p.needs_scorer || !r.scorer.empty()) all.push_back(p.name);
+    if ((!p.needs_scorer || !scorer.empty()) && (!decode_time || !p.needs_oracle)) all.push_back(p.name);
   }
-  r.policies = c.scalar_list("policies", all);
-  for (const std::string& name : r.policies) {
-    if (std::count(r.policies.begin(), r.policies.end(), name) > 1) {
+  std::vector<std::string> policies = c.scalar_list("policies", all);
+  for (const std::string& name : policies) {
+    if (std::count(policies.begin(), policies.end(), name) > 1) {
       c.fail("policies", "lists " + name + " twice; list each policy once");
+    }
+    if (decode_time && name == "full") {
+      c.fail("policies", "lists full: the full-cache row is always run; list only eviction policies");
     }
     const PolicyPreset* preset = nullptr;
     try {
@@ -63,23 +58,47 @@ EvalConfig parse_eval_config(const Config& c) {
     } catch (const Error& e) {
       c.fail("policies", std::string("has ") + e.what());
     }
-    if (preset->needs_scorer && r.scorer.empty()) {
+    if (preset->needs_scorer && scorer.empty()) {
       c.fail("policies", "lists " + name + ", which needs a trained scorer: set scorer=DIR");
     }
+    if (decode_time && preset->needs_oracle) {
+      c.fail("policies", "lists " + name + ", which needs the future (Golden Eviction's oracle) and cannot decide "
+                         "while generating; remove it");
+    }
   }
+  return policies;
+}
+
+std::vector<EvictionSchedule> parse_schedules(const Config& c) {
+  std::vector<EvictionSchedule> schedules;
   const int64_t interval = c.positive_int("interval", 0);
   for (const std::string& item : c.scalar_list("budgets", {})) {
     const EvictionSchedule s = parse_budget(c, item, interval);
-    for (const EvictionSchedule& earlier : r.schedules) {
+    for (const EvictionSchedule& earlier : schedules) {
       // Both would write the same runs/<policy>/B<B>_W<W>/ folder and table rows.
       if (earlier.budget == s.budget && earlier.interval == s.interval) {
         c.fail("budgets", "lists B " + std::to_string(s.budget) + ", W " + std::to_string(s.interval) +
                               " twice (\"" + item + "\"); list each schedule once");
       }
     }
-    r.schedules.push_back(s);
+    schedules.push_back(s);
   }
-  if (r.schedules.empty()) c.fail("budgets", "is missing (expected a list such as [32, 64, \"128/16\"])");
+  if (schedules.empty()) c.fail("budgets", "is missing (expected a list such as [32, 64, \"128/16\"])");
+  return schedules;
+}
+
+EvalConfig parse_eval_config(const Config& c) {
+  c.check_known_keys({"mode", "model", "golden", "output_dir", "scorer", "device", "dtype", "policies", "budgets",
+                      "interval", "max_traces", "reward.threshold", "reward.exclude_fraction", "seed",
+                      "expect_model.*"});
+  EvalConfig r;
+  r.model = c.string("model");
+  r.golden = c.string("golden");
+  r.output_dir = c.string("output_dir");
+  r.scorer = c.optional_string("scorer").value_or("");
+  r.runtime = parse_runtime_options(c);
+  r.policies = parse_policies(c, r.scorer, false);
+  r.schedules = parse_schedules(c);
   r.max_traces = c.non_negative_int("max_traces", 0);
   r.reward.threshold = c.positive_number("reward.threshold", r.reward.threshold);
   r.reward.exclude_fraction = c.non_negative_number("reward.exclude_fraction", r.reward.exclude_fraction);

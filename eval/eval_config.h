@@ -12,7 +12,7 @@ namespace foresight {
 
 class Config;
 
-// A `foresight-eval` config (configs/eval/*.yaml), validated in full on parse.
+// A teacher-forced `foresight-eval` config (configs/eval/tiny.yaml), validated in full on parse.
 struct EvalConfig {
   std::string model, golden, output_dir;
   std::string scorer;                 // empty: no learned policy
@@ -27,5 +27,13 @@ struct EvalConfig {
 };
 
 EvalConfig parse_eval_config(const Config& config);
+
+// The keys both modes share, validated as they are read:
+// `policies`, registry names (default: every policy usable here, the learned ones only with a
+// scorer). `decode_time` (generation mode) refuses policies that need the oracle, which has no
+// future to see while generating, and the name "full", whose row is always run.
+std::vector<std::string> parse_policies(const Config& config, const std::string& scorer, bool decode_time);
+// `budgets`, each B (with `interval` as its W) or "B/W"; valid schedules, each listed once.
+std::vector<EvictionSchedule> parse_schedules(const Config& config);
 
 }  // namespace foresight

@@ -6,17 +6,16 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "common/atomic_output.h"
 #include "common/error.h"
 #include "common/output_guard.h"
 #include "common/progress.h"
 #include "common/text_file.h"
 #include "eval/eval_config.h"
 #include "eval/evaluate.h"
+#include "eval/sweep_files.h"
 #include "golden/golden_file.h"
 #include "golden/reevict.h"
 #include "model/transformer.h"
@@ -35,13 +34,6 @@ struct Cell {
   fs::path dir;
 };
 
-// "B64_W8"
-std::string schedule_folder(const EvictionSchedule& s) {
-  char name[48];
-  std::snprintf(name, sizeof name, "B%lld_W%lld", static_cast<long long>(s.budget), static_cast<long long>(s.interval));
-  return name;
-}
-
 // What a cell's result depends on; a cell whose config.yaml says otherwise is recomputed.
 std::string cell_config(const EvalConfig& cfg, const Cell& c, const std::vector<std::string>& traces) {
   std::ostringstream s;
@@ -49,13 +41,6 @@ std::string cell_config(const EvalConfig& cfg, const Cell& c, const std::vector<
     << "\nmodel: " << cfg.model << "\ngolden: " << cfg.golden << "\nscorer: \"" << cfg.scorer << "\"\ntraces: "
     << traces.size() << "\nreward_threshold: " << cfg.reward.threshold
     << "\nreward_exclude_fraction: " << cfg.reward.exclude_fraction << "\nseed: " << cfg.seed << "\n";
-  return s.str();
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
   return s.str();
 }
 
@@ -105,28 +90,9 @@ std::optional<OracleTrace> oracle_for(const GoldenFileReader& golden, GoldenTrac
   return OracleTrace{replayed.drop_slots, replayed.oracle_scores};
 }
 
-void write_results(const fs::path& out_dir, const std::vector<nlohmann::json>& rows) {
-  {
-    AtomicOutput json((out_dir / "results.json").string());
-    write_text_file(json.temp_path(), nlohmann::json(rows).dump(2) + "\n");
-    json.commit();
-  }
-  AtomicOutput csv((out_dir / "results.csv").string());
-  std::ostringstream f;
-  const char* columns[] = {"policy", "budget", "interval", "mean_nll_increase", "spike_rate", "penalty",
-                           "golden_overlap", "traces", "tokens", "seconds"};
-  for (std::size_t i = 0; i < std::size(columns); ++i) f << (i ? "," : "") << columns[i];
-  f << "\n";
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < std::size(columns); ++i) {
-      const auto& v = r.at(columns[i]);
-      f << (i ? "," : "") << (v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump());
-    }
-    f << "\n";
-  }
-  write_text_file(csv.temp_path(), f.str());
-  csv.commit();
-}
+// results.csv's columns, in order.
+const std::vector<std::string> kColumns = {"policy", "budget", "interval", "mean_nll_increase", "spike_rate", "penalty",
+                                           "golden_overlap", "traces", "tokens", "seconds"};
 
 // A table cell: the number, or empty where the metric is unknown (null).
 std::string table_cell(const nlohmann::json& v, const char* format) {
@@ -190,9 +156,11 @@ void run_sweep(const EvalConfig& cfg) {
   std::vector<nlohmann::json> rows;
   std::vector<const Cell*> todo;
   for (const Cell& c : cells) {
-    const bool done = fs::exists(c.dir / "result.json") && read_text(c.dir / "config.yaml") == cell_config(cfg, c, traces);
-    if (done) rows.push_back(nlohmann::json::parse(read_text(c.dir / "result.json")));
-    else todo.push_back(&c);
+    if (cell_is_done(c.dir, cell_config(cfg, c, traces))) {
+      rows.push_back(nlohmann::json::parse(read_text(c.dir / "result.json")));
+    } else {
+      todo.push_back(&c);
+    }
   }
   std::fprintf(stderr, "eval: %zu policies x %zu budgets over %zu traces: %zu cells to run, %zu done before\n",
                cfg.policies.size(), cfg.schedules.size(), traces.size(), todo.size(), cells.size() - todo.size());
@@ -219,9 +187,7 @@ void run_sweep(const EvalConfig& cfg) {
                std::to_string(c->schedule.interval) + " scored no position: no trace of " + cfg.golden +
                " is long enough for this schedule; its metrics are left empty");
     }
-    AtomicOutput result((c->dir / "result.json").string());
-    write_text_file(result.temp_path(), row.dump(2) + "\n");
-    result.commit();
+    write_json(c->dir / "result.json", row);
     rows.push_back(row);
   }
   bar.finish();
@@ -234,7 +200,7 @@ void run_sweep(const EvalConfig& cfg) {
       }
     }
   }
-  write_results(cfg.output_dir, ordered);
+  write_results(cfg.output_dir, ordered, kColumns);
   print_table(ordered);
 }
 
