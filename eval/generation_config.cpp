@@ -1,0 +1,48 @@
+#include "eval/generation_config.h"
+
+#include "common/config.h"
+#include "eval/eval_config.h"
+#include "model/runtime_config.h"
+
+namespace foresight {
+
+GenerationEvalConfig parse_generation_config(const Config& c) {
+  c.check_known_keys({"mode", "model", "problems", "output_dir", "scorer", "device", "dtype", "policies", "budgets",
+                      "interval", "samples", "temperature", "top_p", "top_k", "max_new_tokens", "stop_ids",
+                      "max_problems", "seed", "expect_model.*"});
+  GenerationEvalConfig r;
+  r.model = c.string("model");
+  r.problems = c.string("problems");
+  r.output_dir = c.string("output_dir");
+  r.scorer = c.optional_string("scorer").value_or("");
+  r.runtime = parse_runtime_options(c);
+  r.policies = parse_policies(c, r.scorer, true);
+  r.schedules = parse_schedules(c);
+  r.samples = c.positive_int("samples", 1);
+  r.temperature = c.non_negative_number("temperature", 0);
+  r.top_p = c.positive_number("top_p", 1);
+  if (r.top_p > 1) c.fail("top_p", "is " + c.string("top_p") + ", expected a probability mass in (0, 1]");
+  r.top_k = c.non_negative_int("top_k", 0);
+  r.max_new_tokens = c.positive_int("max_new_tokens");
+  if (c.has("stop_ids")) {
+    std::vector<int64_t> ids;
+    for (const std::string& item : c.scalar_list("stop_ids", {})) {
+      try {
+        std::size_t used = 0;
+        const int64_t id = std::stoll(item, &used);
+        if (used != item.size() || id < 0) throw std::invalid_argument(item);
+        ids.push_back(id);
+      } catch (const std::logic_error&) {
+        c.fail("stop_ids", "has \"" + item + "\", expected token ids (non-negative integers)");
+      }
+    }
+    r.stop_ids = ids;
+  }
+  r.max_problems = c.non_negative_int("max_problems", 0);
+  r.seed = static_cast<uint64_t>(c.non_negative_int("seed", 0));
+  r.expect = parse_model_expectation(c);
+  r.yaml = c.yaml();
+  return r;
+}
+
+}  // namespace foresight

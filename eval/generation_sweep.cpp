@@ -1,0 +1,286 @@
+#include "eval/generation_sweep.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/jsonl_writer.h"
+#include "common/output_guard.h"
+#include "common/progress.h"
+#include "common/sha256.h"
+#include "common/text_file.h"
+#include "eval/answer.h"
+#include "eval/generation_config.h"
+#include "eval/problems.h"
+#include "eval/sweep_files.h"
+#include "generate/generation.h"
+#include "model/checkpoint.h"
+#include "model/transformer.h"
+#include "policy/scorer.h"
+
+namespace foresight {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A row of the table: the full cache, or one policy at one schedule.
+struct Cell {
+  std::string policy;                       // "full" for the full cache
+  std::optional<EvictionOptions> eviction;  // none for the full cache
+  fs::path dir;
+};
+
+// What every cell decodes, and how.
+struct Task {
+  std::vector<Problem> problems;
+  std::string problems_sha256;
+  GenerationOptions options;
+};
+
+std::string id_list(const std::vector<int64_t>& ids) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < ids.size(); ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
+  return s + "]";
+}
+
+// What a cell's result depends on; a cell whose config.yaml says otherwise is recomputed. The
+// problems are named by their bytes too, so an edited file is not mistaken for the one scored;
+// the scorer only for the policies that use it, so adding one leaves the baselines' cells done.
+std::string cell_config(const GenerationEvalConfig& cfg, const Cell& c, const Task& t) {
+  const GenerationOptions& o = t.options;
+  std::ostringstream s;
+  s << "mode: generation\npolicy: " << c.policy << "\n";
+  if (c.eviction) {
+    s << "budget: " << c.eviction->schedule.budget << "\ninterval: " << c.eviction->schedule.interval << "\n";
+    if (c.eviction->scorer) s << "scorer: \"" << cfg.scorer << "\"\n";
+  }
+  s << "model: " << cfg.model << "\ndtype: " << c10::toString(cfg.runtime.dtype) << "\nproblems: " << cfg.problems
+    << "\nproblems_sha256: " << t.problems_sha256 << "\nproblem_count: " << t.problems.size()
+    << "\nsamples: " << o.num_samples << "\ntemperature: " << cfg.temperature << "\ntop_p: " << cfg.top_p
+    << "\ntop_k: " << cfg.top_k << "\nmax_new_tokens: " << o.max_new_tokens << "\nstop_ids: " << id_list(o.stop_ids)
+    << "\nseed: " << o.seed << "\n";
+  return s.str();
+}
+
+// A cell's sums over its problems and samples.
+struct Tally {
+  std::vector<double> share_correct;  // per problem: its correct samples / samples
+  int64_t samples = 0, new_tokens = 0, evictions = 0, stopped = 0, peak_entries = 0;
+
+  // pass@1 averaged over samples: the mean over problems of each one's share of correct samples.
+  double accuracy() const {
+    double sum = 0;
+    for (double a : share_correct) sum += a;
+    return sum / static_cast<double>(share_correct.size());
+  }
+  // Its standard error over problems: the sample standard deviation of the per-problem shares over
+  // sqrt(n); 0 for one problem, which has no spread to estimate.
+  double accuracy_se() const {
+    const auto n = static_cast<double>(share_correct.size());
+    if (share_correct.size() < 2) return 0;
+    const double mean = accuracy();
+    double squares = 0;
+    for (double a : share_correct) squares += (a - mean) * (a - mean);
+    return std::sqrt(squares / (n - 1) / n);
+  }
+};
+
+nlohmann::json metrics_json(const Cell& c, const Tally& t, double seconds) {
+  const auto per_sample = [&](int64_t total) { return static_cast<double>(total) / static_cast<double>(t.samples); };
+  return {{"policy", c.policy},
+          {"budget", c.eviction ? nlohmann::json(c.eviction->schedule.budget) : nlohmann::json(nullptr)},
+          {"interval", c.eviction ? nlohmann::json(c.eviction->schedule.interval) : nlohmann::json(nullptr)},
+          {"accuracy", t.accuracy()},
+          {"accuracy_se", t.accuracy_se()},
+          {"mean_length", per_sample(t.new_tokens)},
+          {"mean_evictions", per_sample(t.evictions)},
+          {"peak_cache_entries", t.peak_entries},
+          {"stopped_fraction", per_sample(t.stopped)},
+          {"problems", t.share_correct.size()},
+          {"samples", t.samples},
+          {"seconds", seconds}};
+}
+
+// Decodes every problem of the cell and writes its generations.jsonl; returns its result row.
+nlohmann::json run_cell(const Transformer& model, const Cell& c, const Task& t, ProgressBar& bar) {
+  const auto t0 = std::chrono::steady_clock::now();
+  JsonlWriter out((c.dir / "generations.jsonl").string());
+  Tally tally;
+  for (std::size_t i = 0; i < t.problems.size(); ++i) {
+    const Problem& p = t.problems[i];
+    const std::vector<Generation> samples = generate(model, p.input_ids, static_cast<int64_t>(i), t.options, c.eviction);
+    int64_t correct = 0;
+    for (std::size_t k = 0; k < samples.size(); ++k) {
+      const Generation& g = samples[k];
+      const bool ok = answer_is_correct(g.new_ids, p.answer_prefix_ids, t.options.stop_ids, p.answer_ids);
+      std::vector<int64_t> ids = p.input_ids;
+      ids.insert(ids.end(), g.new_ids.begin(), g.new_ids.end());
+      out.write(nlohmann::json{{"id", p.id},
+                               {"input_ids", ids},
+                               {"prompt_len", p.input_ids.size()},
+                               {"sample", k},
+                               {"evictions", g.evictions},
+                               {"peak_cache_entries", g.peak_entries},
+                               {"stopped", g.stopped},
+                               {"correct", ok}}
+                    .dump());
+      correct += ok;
+      tally.new_tokens += static_cast<int64_t>(g.new_ids.size());
+      tally.evictions += g.evictions;
+      tally.stopped += g.stopped;
+      tally.peak_entries = std::max(tally.peak_entries, g.peak_entries);
+    }
+    tally.samples += static_cast<int64_t>(samples.size());
+    tally.share_correct.push_back(static_cast<double>(correct) / static_cast<double>(samples.size()));
+    bar.advance();
+  }
+  out.commit();
+  return metrics_json(c, tally, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// "0.750 ± 0.125 (len 31.2, ev 3.0)"
+std::string table_cell(const nlohmann::json& r) {
+  char text[96];
+  std::snprintf(text, sizeof text, "%.3f ± %.3f (len %.1f, ev %.1f)", r.at("accuracy").get<double>(),
+                r.at("accuracy_se").get<double>(), r.at("mean_length").get<double>(),
+                r.at("mean_evictions").get<double>());
+  return text;
+}
+
+// Policies down, schedules across; the full cache's one run is shown under every schedule, the
+// reference each column is read against. To stdout, checked: a table that did not reach its file
+// (a full disk) fails the command.
+void print_table(const GenerationEvalConfig& cfg, const std::vector<Cell>& cells, const std::vector<nlohmann::json>& rows) {
+  std::printf("| policy |");
+  for (const EvictionSchedule& s : cfg.schedules) {
+    std::printf(" B %lld / W %lld |", static_cast<long long>(s.budget), static_cast<long long>(s.interval));
+  }
+  std::printf("\n|---|");
+  for (std::size_t j = 0; j < cfg.schedules.size(); ++j) std::printf("---:|");
+  std::printf("\n| full |");
+  for (std::size_t j = 0; j < cfg.schedules.size(); ++j) std::printf(" %s |", table_cell(rows[0]).c_str());
+  for (std::size_t i = 1; i < cells.size(); i += cfg.schedules.size()) {
+    std::printf("\n| %s |", cells[i].policy.c_str());
+    for (std::size_t j = 0; j < cfg.schedules.size(); ++j) std::printf(" %s |", table_cell(rows[i + j]).c_str());
+  }
+  std::printf("\n\naccuracy: pass@1 averaged over %lld sample(s) ± its standard error over problems; len: mean new "
+              "tokens; ev: mean eviction steps. full: the full cache, one run shown under every budget.\n",
+              static_cast<long long>(cfg.samples));
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) throw Error("cannot write the results table to standard output");
+}
+
+// results.csv's columns, in order.
+const std::vector<std::string> kColumns = {"policy", "budget", "interval", "accuracy", "accuracy_se", "mean_length",
+                                           "mean_evictions", "peak_cache_entries", "stopped_fraction", "problems",
+                                           "samples", "seconds"};
+
+// Throws unless every id of the problem's answer and answer prefix is in the vocabulary: one
+// outside could never be generated, so the problem would score 0 without a word.
+void check_answer_ids(const ModelConfig& config, const std::string& path, const Problem& p) {
+  for (const auto* ids : {&p.answer_ids, &p.answer_prefix_ids}) {
+    for (const int64_t id : *ids) {
+      if (id >= config.vocab_size) {
+        throw Error(path + ": problem \"" + p.id + "\": " + (ids == &p.answer_ids ? "answer_ids" : "answer_prefix_ids") +
+                    " has token id " + std::to_string(id) + ", outside the model's vocabulary of " +
+                    std::to_string(config.vocab_size));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void run_generation_sweep(const GenerationEvalConfig& cfg) {
+  // Everything that can refuse the sweep is checked before the first cell.
+  check_output_outside_inputs({"output_dir", cfg.output_dir},
+                              {{"model", cfg.model}, {"problems", cfg.problems}, {"scorer", cfg.scorer}});
+  Task task;
+  task.problems = read_problems(cfg.problems);
+  task.problems_sha256 = sha256_file_hex(cfg.problems);
+  if (cfg.max_problems > 0 && static_cast<int64_t>(task.problems.size()) > cfg.max_problems) {
+    task.problems.resize(static_cast<std::size_t>(cfg.max_problems));
+  }
+  const Checkpoint checkpoint = load_checkpoint(cfg.model);
+  const ModelConfig& mc = checkpoint.config;
+  cfg.expect.check(mc, cfg.model);
+  GenerationOptions& o = task.options;
+  o.max_new_tokens = cfg.max_new_tokens;
+  o.sampling.temperature = cfg.temperature;
+  o.sampling.top_p = cfg.top_p;
+  o.sampling.top_k = cfg.top_k;
+  o.stop_ids = cfg.stop_ids ? *cfg.stop_ids : default_stop_ids(cfg.model, mc);
+  o.num_samples = cfg.samples;
+  o.seed = cfg.seed;
+  for (const Problem& p : task.problems) {
+    check_prompt_fits(mc, p.id, p.input_ids, o.max_new_tokens);
+    check_answer_ids(mc, cfg.problems, p);
+  }
+  std::optional<LearnedScorer> scorer;
+  FeatureSet features = FeatureSet::Recency;
+  if (!cfg.scorer.empty()) {
+    // The scorer is applied at every budget of the sweep, whatever budget it was trained for; its
+    // base model must be this one.
+    ScorerSpec spec = LearnedScorer::read_spec(cfg.scorer);
+    spec.base_model = fingerprint(checkpoint);
+    scorer.emplace(LearnedScorer::load(cfg.scorer, spec));
+    features = scorer->spec().features;
+  }
+  std::vector<Cell> cells{{"full", std::nullopt, fs::path(cfg.output_dir) / "runs" / "full" / "full"}};
+  for (const std::string& name : cfg.policies) {
+    for (const EvictionSchedule& s : cfg.schedules) {
+      LearnedScorer* uses = find_policy(name).needs_scorer ? &*scorer : nullptr;
+      cells.push_back({name, EvictionOptions{s, name, uses, features},
+                       fs::path(cfg.output_dir) / "runs" / name / schedule_folder(s)});
+    }
+  }
+  for (const Cell& c : cells) {
+    try {
+      check_generation_options(mc, o, c.eviction);
+    } catch (const Error& e) {
+      const std::string what = c.eviction ? c.policy + " at B " + std::to_string(c.eviction->schedule.budget) + ", W " +
+                                                std::to_string(c.eviction->schedule.interval)
+                                          : "the full cache";
+      throw Error("cannot generate with " + what + ": " + e.what());
+    }
+  }
+  if (o.sampling.temperature == 0 && o.num_samples > 1) {
+    std::fprintf(stderr, "eval: warning: temperature 0 decodes greedily, so the %lld samples of each problem are "
+                 "the same; set temperature > 0 to sample\n", static_cast<long long>(o.num_samples));
+  }
+
+  const Transformer model(checkpoint, cfg.runtime);
+  if (scorer) scorer->to(model.options().device());
+  std::vector<nlohmann::json> rows(cells.size());
+  std::size_t todo = 0;
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (cell_is_done(cells[i].dir, cell_config(cfg, cells[i], task))) {
+      rows[i] = nlohmann::json::parse(read_text(cells[i].dir / "result.json"));
+    } else {
+      ++todo;
+    }
+  }
+  std::fprintf(stderr, "eval: full cache + %zu policies x %zu budgets over %zu problems x %lld samples: %zu cells to "
+               "run, %zu done before\n", cfg.policies.size(), cfg.schedules.size(), task.problems.size(),
+               static_cast<long long>(o.num_samples), todo, cells.size() - todo);
+
+  ProgressBar bar("eval", static_cast<int64_t>(todo * task.problems.size()), "problem");
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (!rows[i].is_null()) continue;
+    const Cell& c = cells[i];
+    fs::create_directories(c.dir);
+    write_text_file((c.dir / "config.yaml").string(), cell_config(cfg, c, task));
+    rows[i] = run_cell(model, c, task, bar);
+    write_json(c.dir / "result.json", rows[i]);
+  }
+  bar.finish();
+  write_results(cfg.output_dir, rows, kColumns);
+  print_table(cfg, cells, rows);
+}
+
+}  // namespace foresight
