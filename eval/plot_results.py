@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Plots a `foresight-eval` sweep: one PNG per metric, the metric against the budget B, one line
 per policy (the learned ones drawn thicker). Reads OUTPUT_DIR/results.json, writes
-OUTPUT_DIR/plots/<metric>.png.
+OUTPUT_DIR/plots/<metric>.png. A generation-mode sweep gets plots/accuracy.png (with standard
+error bars, the full cache as a horizontal line) and plots/mean_length.png.
 
     python eval/plot_results.py build/demo/eval
 """
@@ -20,6 +21,10 @@ METRICS = {
     "penalty": "GRPO penalty (-reward)",
     "golden_overlap": "golden overlap (teacher-forced)",
 }
+GENERATION_METRICS = {
+    "accuracy": "accuracy (pass@1 averaged over samples, ± s.e.)",
+    "mean_length": "mean generated length (tokens)",
+}
 
 
 def main():
@@ -29,13 +34,21 @@ def main():
     rows = json.loads((args.output_dir / "results.json").read_text())
     plots = args.output_dir / "plots"
     plots.mkdir(exist_ok=True)
-    policies = list(dict.fromkeys(r["policy"] for r in rows))
-    for metric, label in METRICS.items():
+    # Generation mode's rows carry the task accuracy; its full-cache row has no budget.
+    metrics = GENERATION_METRICS if "accuracy" in rows[0] else METRICS
+    for metric, label in metrics.items():
         fig, ax = plt.subplots(figsize=(6, 4))
-        for policy in policies:
-            points = sorted((r["budget"], r[metric]) for r in rows if r["policy"] == policy and r[metric] is not None)
+        for i, policy in enumerate(dict.fromkeys(r["policy"] for r in rows)):
+            mine = [r for r in rows if r["policy"] == policy and r[metric] is not None]
+            width = 2.5 if policy.startswith("foresight") else 1.2
+            if mine and mine[0]["budget"] is None:
+                ax.axhline(mine[0][metric], color="black", linestyle="--", linewidth=width, label=f"{policy} cache")
+                continue
+            points = sorted((r["budget"], r[metric], r.get(f"{metric}_se", 0)) for r in mine)
             if points:
-                ax.plot(*zip(*points), marker="o", label=policy, linewidth=2.5 if policy.startswith("foresight") else 1.2)
+                budgets, values, errors = zip(*points)
+                ax.errorbar(budgets, values, yerr=errors, marker="o", capsize=3, label=policy, linewidth=width,
+                            color=f"C{i}")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("budget B (cache entries kept)")
         ax.set_ylabel(label)
@@ -44,7 +57,7 @@ def main():
         fig.tight_layout()
         fig.savefig(plots / f"{metric}.png", dpi=120)
         plt.close(fig)
-    print(f"plots: {', '.join(str(plots / f'{m}.png') for m in METRICS)}")
+    print(f"plots: {', '.join(str(plots / f'{m}.png') for m in metrics)}")
 
 
 if __name__ == "__main__":
