@@ -1,0 +1,189 @@
+"""foresight-eval in generation mode end to end on a tiny model: the output contract, the metrics
+recomputed in Python from the generations files (with problems whose answers are the full cache's
+own greedy tokens, so the full cache must get those right), resume, the plot, and bad input."""
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, expect_error, init_model, read_jsonl, run, write_traces
+
+CONFIG = ROOT / "configs" / "eval" / "generation_tiny.yaml"
+AIME = ROOT / "configs" / "eval" / "deepseek-r1-distill-qwen-7b-aime.yaml"
+VOCAB, NEW_TOKENS = 64, 40
+BUDGETS, INTERVAL = [16, 32], 4
+SWEEP = ["policies=[streaming_llm, h2o]", f"budgets={BUDGETS}", f"interval={INTERVAL}", f"max_new_tokens={NEW_TOKENS}"]
+
+
+def evaluate(model, problems, out, *extra, check=True):
+    return run("foresight-eval", "--config", CONFIG, f"model={model}", f"problems={problems}", f"output_dir={out}",
+               *SWEEP, *extra, check=check)
+
+
+def final_answer(continuation, prefix, stops):
+    """eval/answer.h's rule, written again: the run after the last `prefix`, up to the first stop."""
+    end = next((i for i, t in enumerate(continuation) if t in stops), len(continuation))
+    if not prefix:
+        return continuation[:end]
+    starts = [i for i in range(end - len(prefix) + 1) if continuation[i:i + len(prefix)] == prefix]
+    return continuation[starts[-1] + len(prefix):end] if starts else None
+
+
+def continuations(out, policy, cell):
+    return [r["input_ids"][r["prompt_len"]:] for r in read_jsonl(out / "runs" / policy / cell / "generations.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A probe run gives the full cache's greedy continuations; the problems of the real run are
+    built from them, with a stop id that cuts them short, two answers the full cache gets right
+    and two it gets wrong."""
+    tmp = tmp_path_factory.mktemp("evalgen")
+    model = init_model(tmp / "model", "qwen2", layers=2, hidden=32, heads=4, kv_heads=2, intermediate=64,
+                       vocab=VOCAB, max_positions=128, init_std=0.2, seed=3)
+    prompts = [[(5 * i + 7 * j + 1) % VOCAB for j in range(12 + 2 * i)] for i in range(4)]
+    probe = write_traces(tmp / "probe.jsonl", [{"id": f"q{i}", "input_ids": p, "answer_ids": [0]}
+                                               for i, p in enumerate(prompts)])
+    evaluate(model, probe, tmp / "probe", "policies=[streaming_llm]", "budgets=[16]")
+    probed = continuations(tmp / "probe", "full", "full")
+    assert all(len(c) == NEW_TOKENS for c in probed)  # the model has no eos: each runs to the limit
+    # A stop id absent from every continuation's first 10 tokens and present in some: greedy
+    # decoding then ends each continuation at its first occurrence, stop included.
+    stop = next(t for t in range(VOCAB) if all(t not in c[:10] for c in probed) and any(t in c for c in probed))
+    cut = [c[:c.index(stop) + 1] if stop in c else c for c in probed]
+    body = [c[:-1] if c[-1] == stop else c for c in cut]
+    k = next(k for k in range(2, len(body[0]) - 2) if final_answer(cut[0], body[0][k:k + 2], [stop]))
+    absent = next(t for t in range(VOCAB) if t not in body[3] and t != stop)
+    answers = [  # (prefix, answer, right for the full cache)
+        (body[0][k:k + 2], final_answer(cut[0], body[0][k:k + 2], [stop]), True),
+        (None, body[1], True),
+        (None, body[2][:-1] + [(body[2][-1] + 1) % VOCAB], False),
+        ([absent], [1], False),
+    ]
+    problems = []
+    for i, (prefix, answer, _) in enumerate(answers):
+        problems.append({"id": f"q{i}", "input_ids": prompts[i], "answer_ids": answer, "text": "ignored"})
+        if prefix:
+            problems[-1]["answer_prefix_ids"] = prefix
+    problems = write_traces(tmp / "problems.jsonl", problems)
+    out = tmp / "out"
+    proc = evaluate(model, problems, out, f"stop_ids=[{stop}]")
+    return model, problems, out, proc, stop, cut, [right for _, _, right in answers]
+
+
+def test_outputs_and_metrics_match_an_independent_computation(sweep):
+    model, problems, out, proc, stop, cut, right = sweep
+    rows = json.loads((out / "results.json").read_text())
+    cells = [("full", None)] + [(p, b) for p in ["streaming_llm", "h2o"] for b in BUDGETS]
+    assert [(r["policy"], r["budget"]) for r in rows] == cells
+    with open(out / "results.csv") as f:
+        assert [r["policy"] for r in csv.DictReader(f)] == [p for p, _ in cells]
+    spec = {p["id"]: p for p in read_jsonl(problems)}
+    for row in rows:
+        folder = "full" if row["budget"] is None else f"B{row['budget']}_W{INTERVAL}"
+        records = read_jsonl(out / "runs" / row["policy"] / folder / "generations.jsonl")
+        assert [r["id"] for r in records] == list(spec) and all(r["sample"] == 0 for r in records)
+        shares = []
+        for r in records:
+            p = spec[r["id"]]
+            assert r["input_ids"][:r["prompt_len"]] == p["input_ids"] and r["prompt_len"] == len(p["input_ids"])
+            new = r["input_ids"][r["prompt_len"]:]
+            assert r["stopped"] == (new[-1] == stop) and (r["stopped"] or len(new) == NEW_TOKENS)
+            correct = final_answer(new, p.get("answer_prefix_ids"), [stop]) == p["answer_ids"]
+            assert r["correct"] == correct
+            shares.append(float(correct))
+            if row["budget"] is None:
+                assert r["evictions"] == 0
+            else:
+                assert r["peak_cache_entries"] <= row["budget"] + INTERVAL
+        n = len(shares)
+        mean = sum(shares) / n
+        assert row["accuracy"] == pytest.approx(mean)
+        assert row["accuracy_se"] == pytest.approx(math.sqrt(sum((s - mean) ** 2 for s in shares) / (n - 1) / n))
+        lengths = [len(r["input_ids"]) - r["prompt_len"] for r in records]
+        assert row["mean_length"] == pytest.approx(sum(lengths) / n)
+        assert row["mean_evictions"] == pytest.approx(sum(r["evictions"] for r in records) / n)
+        assert row["stopped_fraction"] == pytest.approx(sum(r["stopped"] for r in records) / n)
+        assert (row["problems"], row["samples"]) == (4, 4) and row["seconds"] > 0
+    # The full cache decodes greedily as the probe did, up to the stop id, and gets exactly the
+    # answers made from its own tokens.
+    assert continuations(out, "full", "full") == cut
+    assert [r["correct"] for r in read_jsonl(out / "runs" / "full" / "full" / "generations.jsonl")] == right
+    assert rows[0]["accuracy"] == 0.5
+    # A prompt of 12-18 tokens plus up to 40 new ones outgrows B + W = 20: the smaller budget evicts.
+    assert all(r["mean_evictions"] > 0 for r in rows if r["budget"] == BUDGETS[0])
+    assert "| policy | B 16 / W 4 | B 32 / W 4 |" in proc.stdout
+    assert sum(line.startswith("| ") for line in proc.stdout.splitlines()) == 1 + 3  # header + full + 2 policies
+    assert "| full | 0.500 ± 0.289" in proc.stdout
+
+
+def test_rerun_skips_done_cells_and_a_changed_setting_reruns(sweep, tmp_path):
+    model, problems, out, _, stop, _, _ = sweep
+    results = (out / "results.json").read_text()
+    again = evaluate(model, problems, out, f"stop_ids=[{stop}]")
+    assert "0 cells to run, 5 done before" in again.stderr
+    assert (out / "results.json").read_text() == results
+    changed = evaluate(model, problems, tmp_path / "out", f"stop_ids=[{stop}]", "max_problems=1")
+    assert "5 cells to run, 0 done before" in changed.stderr
+    assert json.loads((tmp_path / "out" / "results.json").read_text())[0]["problems"] == 1
+
+
+def test_plot_draws_accuracy_against_budget(sweep, tmp_path):
+    out = sweep[2]
+    proc = subprocess.run([sys.executable, ROOT / "eval" / "plot_results.py", out], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "plots" / "accuracy.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("problem, text", [
+    ({"id": "a", "input_ids": [1, 2]}, ':2: missing key "answer_ids"'),
+    ({"id": "a", "input_ids": [1, 2], "answer_ids": []}, ':2: "answer_ids" must be a non-empty array'),
+    ({"id": "a", "input_ids": [1, 2], "answer_ids": [1], "answer_prefix_ids": [-1]}, ':2: "answer_prefix_ids" must'),
+    ({"id": "a", "input_ids": [1, 2], "answer_ids": [VOCAB]}, f"answer_ids has token id {VOCAB}, outside"),
+    ({"id": "a", "input_ids": [1, VOCAB], "answer_ids": [1]}, "vocabulary"),
+])
+def test_bad_problems_are_refused_before_any_output(sweep, tmp_path, problem, text):
+    model = sweep[0]
+    problems = write_traces(tmp_path / "problems.jsonl", [{"id": "ok", "input_ids": [1], "answer_ids": [1]}, problem])
+    expect_error(evaluate(model, problems, tmp_path / "out", check=False), text)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("override, text", [
+    ("policies=[golden]", "policies lists golden, which needs the future"),
+    ("policies=[full]", "the full-cache row is always run"),
+    ("samples=0", "samples is 0, expected a positive integer"),
+    ("top_p=1.5", "top_p is 1.5, expected a probability mass in (0, 1]"),
+    ("temperature=-1", "temperature"),
+    ("stop_ids=[x]", 'stop_ids has "x", expected token ids'),
+    ("budgets=[6]", "budgets"),
+    ("mode=sampling", 'mode is "sampling", expected one of: teacher_forced, generation'),
+    ("golden=x.h5", "golden is not a known key"),
+])
+def test_bad_config_is_refused_before_any_output(sweep, tmp_path, override, text):
+    model, problems = sweep[:2]
+    expect_error(evaluate(model, problems, tmp_path / "out", override, check=False), text)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_runs_are_refused_before_any_output(sweep, tmp_path):
+    model, problems = sweep[:2]
+    out = tmp_path / "out"
+    proc = evaluate(model, problems, out, "max_new_tokens=120", check=False)
+    expect_error(proc, "max_position_embeddings")
+    expect_error(evaluate(model, problems, out, "stop_ids=[64]", check=False), "stop id 64 lies outside the vocabulary")
+    # StreamingLLM's 4 sinks leave no room to evict at B 4, W 2.
+    expect_error(evaluate(model, problems, out, "budgets=[4]", "interval=2", check=False), "streaming_llm at B 4, W 2")
+    assert not out.exists()
+    expect_error(evaluate(model, problems, model / "eval", check=False), f"lies inside the input model {model}")
+    expect_error(evaluate(model, problems, problems, check=False), "is the input problems")
+
+
+def test_shipped_generation_configs_validate_without_weights():
+    for config in [CONFIG, AIME]:
+        assert "config ok" in run("foresight-eval", "--config", config, "--check").stdout
+    # The AIME config is checked as written: a budget that W = 128 does not divide is refused.
+    expect_error(run("foresight-eval", "--config", AIME, "budgets=[1000]", "--check", check=False), "budgets")
