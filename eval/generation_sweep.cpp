@@ -218,7 +218,11 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
   o.num_samples = cfg.samples;
   o.seed = cfg.seed;
   for (const Problem& p : task.problems) {
-    check_prompt_fits(mc, p.id, p.input_ids, o.max_new_tokens);
+    try {
+      check_prompt_fits(mc, p.id, p.input_ids, o.max_new_tokens);
+    } catch (const Error& e) {
+      throw Error(cfg.problems + ": " + e.what());
+    }
     check_answer_ids(mc, cfg.problems, p);
   }
   std::optional<LearnedScorer> scorer;

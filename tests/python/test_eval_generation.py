@@ -153,15 +153,15 @@ def test_bad_problems_are_refused_before_any_output(sweep, tmp_path, problem, te
 
 
 @pytest.mark.parametrize("override, text", [
-    ("policies=[golden]", "policies lists golden, which needs the future"),
+    ("policies=[golden]", 'key "policies" lists golden, which needs the future'),
     ("policies=[full]", "the full-cache row is always run"),
-    ("samples=0", "samples is 0, expected a positive integer"),
-    ("top_p=1.5", "top_p is 1.5, expected a probability mass in (0, 1]"),
-    ("temperature=-1", "temperature"),
-    ("stop_ids=[x]", 'stop_ids has "x", expected token ids'),
-    ("budgets=[6]", "budgets"),
-    ("mode=sampling", 'mode is "sampling", expected one of: teacher_forced, generation'),
-    ("golden=x.h5", "golden is not a known key"),
+    ("samples=0", 'key "samples" is 0, expected a positive integer'),
+    ("top_p=1.5", 'key "top_p" is 1.5, expected a probability mass in (0, 1]'),
+    ("temperature=-1", 'key "temperature" is -1'),
+    ("stop_ids=[x]", 'key "stop_ids" has "x", expected token ids'),
+    ("budgets=[6]", 'key "budgets" has "6"'),
+    ("mode=sampling", 'key "mode" is "sampling", expected one of: teacher_forced, generation'),
+    ("golden=x.h5", 'key "golden" is not a known key'),
 ])
 def test_bad_config_is_refused_before_any_output(sweep, tmp_path, override, text):
     model, problems = sweep[:2]
@@ -173,7 +173,7 @@ def test_bad_runs_are_refused_before_any_output(sweep, tmp_path):
     model, problems = sweep[:2]
     out = tmp_path / "out"
     proc = evaluate(model, problems, out, "max_new_tokens=120", check=False)
-    expect_error(proc, "max_position_embeddings")
+    expect_error(proc, f'{problems}: prompt "q0" has 12 tokens; with max new tokens 120 that is 132 positions, past')
     expect_error(evaluate(model, problems, out, "stop_ids=[64]", check=False), "stop id 64 lies outside the vocabulary")
     # StreamingLLM's 4 sinks leave no room to evict at B 4, W 2.
     expect_error(evaluate(model, problems, out, "budgets=[4]", "interval=2", check=False), "streaming_llm at B 4, W 2")
