@@ -4,6 +4,7 @@ own greedy tokens, so the full cache must get those right), resume, the plot, an
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -13,8 +14,8 @@ from conftest import ROOT, expect_error, init_model, read_jsonl, run, write_trac
 
 CONFIG = ROOT / "configs" / "eval" / "generation_tiny.yaml"
 AIME = ROOT / "configs" / "eval" / "deepseek-r1-distill-qwen-7b-aime.yaml"
-VOCAB, NEW_TOKENS = 64, 40
-BUDGETS, INTERVAL = [16, 32], 4
+VOCAB, NEW_TOKENS = 64, 24
+BUDGETS, INTERVAL = [8, 16], 4
 SWEEP = ["policies=[streaming_llm, h2o]", f"budgets={BUDGETS}", f"interval={INTERVAL}", f"max_new_tokens={NEW_TOKENS}"]
 
 
@@ -113,9 +114,9 @@ def test_outputs_and_metrics_match_an_independent_computation(sweep):
     assert continuations(out, "full", "full") == cut
     assert [r["correct"] for r in read_jsonl(out / "runs" / "full" / "full" / "generations.jsonl")] == right
     assert rows[0]["accuracy"] == 0.5
-    # A prompt of 12-18 tokens plus up to 40 new ones outgrows B + W = 20: the smaller budget evicts.
+    # A prompt of 12-18 tokens outgrows B + W = 12: the smaller budget evicts.
     assert all(r["mean_evictions"] > 0 for r in rows if r["budget"] == BUDGETS[0])
-    assert "| policy | B 16 / W 4 | B 32 / W 4 |" in proc.stdout
+    assert "| policy | B 8 / W 4 | B 16 / W 4 |" in proc.stdout
     assert sum(line.startswith("| ") for line in proc.stdout.splitlines()) == 1 + 3  # header + full + 2 policies
     assert "| full | 0.500 ± 0.289" in proc.stdout
 
@@ -126,9 +127,15 @@ def test_rerun_skips_done_cells_and_a_changed_setting_reruns(sweep, tmp_path):
     again = evaluate(model, problems, out, f"stop_ids=[{stop}]")
     assert "0 cells to run, 5 done before" in again.stderr
     assert (out / "results.json").read_text() == results
-    changed = evaluate(model, problems, tmp_path / "out", f"stop_ids=[{stop}]", "max_problems=1")
-    assert "5 cells to run, 0 done before" in changed.stderr
-    assert json.loads((tmp_path / "out" / "results.json").read_text())[0]["problems"] == 1
+    # A subset of the cells, in a copy: those are done; another setting (fewer problems) reruns them.
+    shutil.copytree(out, tmp_path / "out")
+    subset = ["policies=[h2o]", f"budgets=[{BUDGETS[0]}]"]
+    done = evaluate(model, problems, tmp_path / "out", f"stop_ids=[{stop}]", *subset)
+    assert "0 cells to run, 2 done before" in done.stderr
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == [json.loads(results)[i] for i in (0, 3)]
+    changed = evaluate(model, problems, tmp_path / "out", f"stop_ids=[{stop}]", *subset, "max_problems=1")
+    assert "2 cells to run, 0 done before" in changed.stderr
+    assert json.loads((tmp_path / "out" / "results.json").read_text())[1]["problems"] == 1
 
 
 def test_plot_draws_accuracy_against_budget(sweep, tmp_path):
