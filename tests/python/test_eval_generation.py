@@ -10,10 +10,11 @@ import sys
 
 import pytest
 
-from conftest import ROOT, expect_error, init_model, read_jsonl, run, write_traces
+from conftest import ROOT, expect_error, init_model, make_golden, read_jsonl, run, write_traces
 
 CONFIG = ROOT / "configs" / "eval" / "generation_tiny.yaml"
 AIME = ROOT / "configs" / "eval" / "deepseek-r1-distill-qwen-7b-aime.yaml"
+SFT = ROOT / "configs" / "sft" / "tiny.yaml"
 VOCAB, NEW_TOKENS = 64, 24
 BUDGETS, INTERVAL = [8, 16], 4
 SWEEP = ["policies=[streaming_llm, h2o]", f"budgets={BUDGETS}", f"interval={INTERVAL}", f"max_new_tokens={NEW_TOKENS}"]
@@ -75,6 +76,39 @@ def sweep(tmp_path_factory):
     return model, problems, out, proc, stop, cut, [right for _, _, right in answers]
 
 
+def check_cell(out, row, spec, stops, samples, max_new_tokens):
+    """A cell's generations.jsonl against its problems, and its result row recomputed from them:
+    pass@1 averaged over samples (per problem, the share of correct samples; then the mean over
+    problems), its standard error over problems, and the per-sample means."""
+    folder = "full" if row["budget"] is None else f"B{row['budget']}_W{row['interval']}"
+    records = read_jsonl(out / "runs" / row["policy"] / folder / "generations.jsonl")
+    assert [(r["id"], r["sample"]) for r in records] == [(i, k) for i in spec for k in range(samples)]
+    shares = {}
+    for r in records:
+        p = spec[r["id"]]
+        assert r["input_ids"][:r["prompt_len"]] == p["input_ids"] and r["prompt_len"] == len(p["input_ids"])
+        new = r["input_ids"][r["prompt_len"]:]
+        assert r["stopped"] == (new[-1] in stops) and (r["stopped"] or len(new) == max_new_tokens)
+        correct = final_answer(new, p.get("answer_prefix_ids"), stops) == p["answer_ids"]
+        assert r["correct"] == correct
+        shares.setdefault(r["id"], []).append(float(correct))
+        if row["budget"] is None:
+            assert r["evictions"] == 0
+        else:
+            assert r["peak_cache_entries"] <= row["budget"] + row["interval"]
+    per_problem = [sum(s) / len(s) for s in shares.values()]
+    n, total = len(per_problem), len(records)
+    mean = sum(per_problem) / n
+    assert row["accuracy"] == pytest.approx(mean)
+    se = math.sqrt(sum((a - mean) ** 2 for a in per_problem) / (n - 1) / n) if n > 1 else 0
+    assert row["accuracy_se"] == pytest.approx(se)
+    assert row["mean_length"] == pytest.approx(sum(len(r["input_ids"]) - r["prompt_len"] for r in records) / total)
+    assert row["mean_evictions"] == pytest.approx(sum(r["evictions"] for r in records) / total)
+    assert row["stopped_fraction"] == pytest.approx(sum(r["stopped"] for r in records) / total)
+    assert (row["problems"], row["samples"]) == (n, total) and row["seconds"] > 0
+    return records
+
+
 def test_outputs_and_metrics_match_an_independent_computation(sweep):
     model, problems, out, proc, stop, cut, right = sweep
     rows = json.loads((out / "results.json").read_text())
@@ -84,31 +118,7 @@ def test_outputs_and_metrics_match_an_independent_computation(sweep):
         assert [r["policy"] for r in csv.DictReader(f)] == [p for p, _ in cells]
     spec = {p["id"]: p for p in read_jsonl(problems)}
     for row in rows:
-        folder = "full" if row["budget"] is None else f"B{row['budget']}_W{INTERVAL}"
-        records = read_jsonl(out / "runs" / row["policy"] / folder / "generations.jsonl")
-        assert [r["id"] for r in records] == list(spec) and all(r["sample"] == 0 for r in records)
-        shares = []
-        for r in records:
-            p = spec[r["id"]]
-            assert r["input_ids"][:r["prompt_len"]] == p["input_ids"] and r["prompt_len"] == len(p["input_ids"])
-            new = r["input_ids"][r["prompt_len"]:]
-            assert r["stopped"] == (new[-1] == stop) and (r["stopped"] or len(new) == NEW_TOKENS)
-            correct = final_answer(new, p.get("answer_prefix_ids"), [stop]) == p["answer_ids"]
-            assert r["correct"] == correct
-            shares.append(float(correct))
-            if row["budget"] is None:
-                assert r["evictions"] == 0
-            else:
-                assert r["peak_cache_entries"] <= row["budget"] + INTERVAL
-        n = len(shares)
-        mean = sum(shares) / n
-        assert row["accuracy"] == pytest.approx(mean)
-        assert row["accuracy_se"] == pytest.approx(math.sqrt(sum((s - mean) ** 2 for s in shares) / (n - 1) / n))
-        lengths = [len(r["input_ids"]) - r["prompt_len"] for r in records]
-        assert row["mean_length"] == pytest.approx(sum(lengths) / n)
-        assert row["mean_evictions"] == pytest.approx(sum(r["evictions"] for r in records) / n)
-        assert row["stopped_fraction"] == pytest.approx(sum(r["stopped"] for r in records) / n)
-        assert (row["problems"], row["samples"]) == (4, 4) and row["seconds"] > 0
+        check_cell(out, row, spec, [stop], 1, NEW_TOKENS)
     # The full cache decodes greedily as the probe did, up to the stop id, and gets exactly the
     # answers made from its own tokens.
     assert continuations(out, "full", "full") == cut
@@ -194,3 +204,41 @@ def test_shipped_generation_configs_validate_without_weights():
         assert "config ok" in run("foresight-eval", "--config", config, "--check").stdout
     # The AIME config is checked as written: a budget that W = 128 does not divide is refused.
     expect_error(run("foresight-eval", "--config", AIME, "budgets=[1000]", "--check", check=False), "budgets")
+
+
+def test_learned_policies_decode_with_the_scorer_and_refuse_another_models(sweep, tmp_path):
+    scored, golden = make_golden(tmp_path, "scored", seed=0, traces=4, new_tokens=120)
+    run("foresight-train", "sft", "--config", SFT, f"model={scored}", f"golden={golden}", f"output_dir={tmp_path / 'sft'}",
+        "max_steps=1")
+    scorer = tmp_path / "sft" / "final"
+    problems = write_traces(tmp_path / "problems.jsonl", [{"id": i, "input_ids": [i + 1, 2, 3], "answer_ids": [1]}
+                                                          for i in range(2)])
+    out = tmp_path / "out"
+    run("foresight-eval", "--config", CONFIG, f"model={scored}", f"problems={problems}", f"output_dir={out}",
+        f"scorer={scorer}", "budgets=[32]", "interval=8", "max_new_tokens=48", "samples=2", "temperature=1")
+    rows = json.loads((out / "results.json").read_text())
+    # Every decode-time policy by default, the learned ones with a scorer; never golden.
+    assert [r["policy"] for r in rows] == ["full", "streaming_llm", "h2o", "snapkv", "tova", "rkv", "random", "foresight",
+                                           "foresight_sampled"]
+    assert all(r["mean_evictions"] > 0 and r["samples"] == 4 for r in rows[1:])
+    spec = {str(p["id"]): p for p in read_jsonl(problems)}
+    for row in rows:
+        check_cell(out, row, spec, [], 2, 48)
+    # Problem 0's answer is sample 0's whole continuation: decoded again from the same seed, sample
+    # 0 is right and sample 1 (another draw) wrong, so the problem counts 1/2.
+    first = read_jsonl(out / "runs" / "full" / "full" / "generations.jsonl")[:2]
+    assert first[0]["input_ids"] != first[1]["input_ids"]
+    answered = write_traces(tmp_path / "answered.jsonl", [{**spec["0"], "answer_ids": first[0]["input_ids"][3:]},
+                                                          spec["1"]])
+    run("foresight-eval", "--config", CONFIG, f"model={scored}", f"problems={answered}", f"output_dir={tmp_path / 'a'}",
+        "policies=[h2o]", "budgets=[32]", "interval=8", "max_new_tokens=48", "samples=2", "temperature=1")
+    (full, _) = json.loads((tmp_path / "a" / "results.json").read_text())
+    records = check_cell(tmp_path / "a", full, {str(p["id"]): p for p in read_jsonl(answered)}, [], 2, 48)
+    assert [r["correct"] for r in records[:2]] == [True, False] and full["accuracy"] == pytest.approx(0.25)
+    # Only the learned policies' cells depend on the scorer.
+    assert f'scorer: "{scorer}"' in (out / "runs" / "foresight" / "B32_W8" / "config.yaml").read_text()
+    assert "scorer" not in (out / "runs" / "h2o" / "B32_W8" / "config.yaml").read_text()
+    model, problems = sweep[:2]
+    proc = evaluate(model, problems, tmp_path / "other", f"scorer={scorer}", "policies=[foresight]", check=False)
+    expect_error(proc, f"scorer {scorer} was trained for another model")
+    assert not (tmp_path / "other").exists()
