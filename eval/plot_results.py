@@ -2,7 +2,7 @@
 """Plots a `foresight-eval` sweep: one PNG per metric, the metric against the budget B, one line
 per policy (the learned ones drawn thicker). Reads OUTPUT_DIR/results.json, writes
 OUTPUT_DIR/plots/<metric>.png. A generation-mode sweep gets plots/accuracy.png (with standard
-error bars, the full cache as a horizontal line) and plots/mean_length.png.
+error bars, the full cache as a horizontal line in its standard-error band) and plots/mean_length.png.
 
     python eval/plot_results.py build/demo/eval
 """
@@ -22,7 +22,7 @@ METRICS = {
     "golden_overlap": "golden overlap (teacher-forced)",
 }
 GENERATION_METRICS = {
-    "accuracy": "accuracy (pass@1 averaged over samples, ± s.e.)",
+    "accuracy": "accuracy (pass@1 over samples, ± s.e.)",
     "mean_length": "mean generated length (tokens)",
 }
 
@@ -41,8 +41,10 @@ def main():
         for i, policy in enumerate(dict.fromkeys(r["policy"] for r in rows)):
             mine = [r for r in rows if r["policy"] == policy and r[metric] is not None]
             width = 2.5 if policy.startswith("foresight") else 1.2
-            if mine and mine[0]["budget"] is None:
-                ax.axhline(mine[0][metric], color="black", linestyle="--", linewidth=width, label=f"{policy} cache")
+            if mine and mine[0]["budget"] is None:  # the full cache: the level to reach, ± s.e. as a band
+                value, error = mine[0][metric], mine[0].get(f"{metric}_se", 0)
+                ax.axhline(value, color="black", linestyle="--", linewidth=width, label=f"{policy} cache")
+                ax.axhspan(value - error, value + error, color="black", alpha=0.08)
                 continue
             points = sorted((r["budget"], r[metric], r.get(f"{metric}_se", 0)) for r in mine)
             if points:
