@@ -231,7 +231,7 @@ void cmd_generate(int argc, char** argv) {
   if (eviction && !find_policy(eviction->policy).needs_scorer) eviction->scorer = nullptr;
   check_generation_options(c, options, eviction);  // before reading prompts or building the model
   const std::vector<Trace> prompts = read_traces(required<std::string>(r, "prompts"));
-  if (prompts.empty()) throw Error("--prompts " + required<std::string>(r, "prompts") + " holds no prompts: nothing to do");
+  if (prompts.empty()) throw Error("--prompts " + required<std::string>(r, "prompts") + " holds no traces: nothing to do");
   for (const Trace& p : prompts) check_prompt_fits(c, p.id, p.input_ids, options.max_new_tokens);
   JsonlWriter out(new_output(r, "prompts"));
   const Transformer model(checkpoint, {r["device"].as<std::string>(), parse_dtype(r["dtype"].as<std::string>())});

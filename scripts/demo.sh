@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a built-in tiny default: install what is missing, build, create a
 # tiny checkpoint, generate sample traces from it, score them with the full cache, then golden ->
-# SFT -> GRPO -> evaluation of the trained scorer against the baselines.
+# SFT -> GRPO -> evaluation of the trained scorer against the baselines, teacher-forced and while
+# generating under a budget.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$FORESIGHT_ROOT/scripts/setup.sh"
@@ -68,4 +69,32 @@ echo "== 7. evaluation: every policy at B 32/64/128 (W 8) on 4 traces -> $work/e
 "$FORESIGHT_BIN/foresight-eval" --config "$FORESIGHT_ROOT/configs/eval/tiny.yaml" \
   model="$work/model" golden="$work/golden.h5" scorer="$work/grpo/final" output_dir="$work/eval" max_traces=4
 "$FORESIGHT_VENV/bin/python" "$FORESIGHT_ROOT/eval/plot_results.py" "$work/eval"
+
+echo "== 8. answers under a budget: each policy evicts while decoding greedily -> $work/eval-generation"
+# The tiny model is untrained, so the answer to check is its own: each problem is a trace's first 96
+# tokens, and its answer the last 8 of the full cache's 64 greedy tokens (after the 4 before them).
+# Accuracy is then how often a policy leaves the model's answer unchanged. A model trained on a
+# task, with answers of its own, is the next step.
+"$FORESIGHT_VENV/bin/python" - "$work/traces.jsonl" "$work/answer-prompts.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[2], "w") as out:
+    for line in list(open(sys.argv[1]))[:16]:
+        t = json.loads(line)
+        out.write(json.dumps({"id": t["id"], "input_ids": t["input_ids"][:96]}) + "\n")
+PY
+"$model" generate --model "$work/model" --prompts "$work/answer-prompts.jsonl" --out "$work/answer-full.jsonl" \
+  --max-new-tokens 64 --temperature 0 --stop-ids none
+"$FORESIGHT_VENV/bin/python" - "$work/answer-full.jsonl" "$work/problems.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[2], "w") as out:
+    for line in open(sys.argv[1]):
+        t = json.loads(line)
+        new = t["input_ids"][t["prompt_len"]:]
+        out.write(json.dumps({"id": t["id"], "input_ids": t["input_ids"][:t["prompt_len"]],
+                              "answer_prefix_ids": new[52:56], "answer_ids": new[56:]}) + "\n")
+PY
+"$FORESIGHT_BIN/foresight-eval" --config "$FORESIGHT_ROOT/configs/eval/generation_tiny.yaml" \
+  model="$work/model" problems="$work/problems.jsonl" scorer="$work/grpo/final" output_dir="$work/eval-generation" \
+  max_new_tokens=64
+"$FORESIGHT_VENV/bin/python" "$FORESIGHT_ROOT/eval/plot_results.py" "$work/eval-generation"
 echo "demo: ok (outputs in $work)"

@@ -107,7 +107,7 @@ def test_missing_model_directory(tmp_path, good_traces):
 def test_generate_keeps_nothing_on_failure(tmp_path, tiny_model):
     prompts = write_traces(tmp_path / "p.jsonl", [{"id": "a", "input_ids": [1]}, {"id": "b", "input_ids": [99]}])
     out = tmp_path / "gen.jsonl"
-    expect_failure(tmp_path, out, 'trace "b"', "generate", "--model", tiny_model, "--prompts", prompts,
+    expect_failure(tmp_path, out, 'prompt "b"', "generate", "--model", tiny_model, "--prompts", prompts,
                    "--out", out, "--max-new-tokens", 4)
 
 
