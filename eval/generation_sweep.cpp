@@ -194,6 +194,19 @@ void check_answer_ids(const ModelConfig& config, const std::string& path, const 
   }
 }
 
+// How every cell decodes; without stop_ids, a sample stops where the checkpoint says.
+GenerationOptions generation_options(const GenerationEvalConfig& cfg, const ModelConfig& config) {
+  GenerationOptions o;
+  o.max_new_tokens = cfg.max_new_tokens;
+  o.sampling.temperature = cfg.temperature;
+  o.sampling.top_p = cfg.top_p;
+  o.sampling.top_k = cfg.top_k;
+  o.stop_ids = cfg.stop_ids ? *cfg.stop_ids : default_stop_ids(cfg.model, config);
+  o.num_samples = cfg.samples;
+  o.seed = cfg.seed;
+  return o;
+}
+
 }  // namespace
 
 void run_generation_sweep(const GenerationEvalConfig& cfg) {
@@ -209,14 +222,7 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
   const Checkpoint checkpoint = load_checkpoint(cfg.model);
   const ModelConfig& mc = checkpoint.config;
   cfg.expect.check(mc, cfg.model);
-  GenerationOptions& o = task.options;
-  o.max_new_tokens = cfg.max_new_tokens;
-  o.sampling.temperature = cfg.temperature;
-  o.sampling.top_p = cfg.top_p;
-  o.sampling.top_k = cfg.top_k;
-  o.stop_ids = cfg.stop_ids ? *cfg.stop_ids : default_stop_ids(cfg.model, mc);
-  o.num_samples = cfg.samples;
-  o.seed = cfg.seed;
+  const GenerationOptions& o = task.options = generation_options(cfg, mc);
   for (const Problem& p : task.problems) {
     try {
       check_prompt_fits(mc, p.id, p.input_ids, o.max_new_tokens);
