@@ -197,8 +197,12 @@ void cmd_generate(int argc, char** argv) {
       "features", "recency or reference: refused unless it is the scorer's (default: the scorer's)",
       cxxopts::value<std::string>())(
       "sinks", "streaming_llm: first tokens always kept", cxxopts::value<int64_t>()->default_value("4"))(
-      "record-drops", "add \"drop_positions\": per eviction step, [layers][KV heads][W] positions dropped");
+      "record-drops", "add \"drop_positions\": per eviction step, [layers][KV heads][W] positions dropped")(
+      "threads", "intra-op threads (0: LibTorch's default; 1 is fastest for tiny models, whose decode steps are "
+                 "too small to split)", cxxopts::value<int>()->default_value("0"));
   const auto r = parse_options(o, argc, argv);
+  if (r["threads"].as<int>() < 0) throw Error("--threads must be 0 (LibTorch's default) or more");
+  if (r["threads"].as<int>() > 0) at::set_num_threads(r["threads"].as<int>());
   GenerationOptions options;
   options.max_new_tokens = required<int64_t>(r, "max-new-tokens");
   options.num_samples = r["num-samples"].as<int64_t>();

@@ -9,7 +9,7 @@ namespace foresight {
 GenerationEvalConfig parse_generation_config(const Config& c) {
   c.check_known_keys({"mode", "model", "problems", "output_dir", "scorer", "device", "dtype", "policies", "budgets",
                       "interval", "samples", "temperature", "top_p", "top_k", "max_new_tokens", "stop_ids",
-                      "max_problems", "seed", "expect_model.*"});
+                      "max_problems", "seed", "threads", "expect_model.*"});
   GenerationEvalConfig r;
   r.model = c.string("model");
   r.problems = c.string("problems");
@@ -40,6 +40,7 @@ GenerationEvalConfig parse_generation_config(const Config& c) {
   }
   r.max_problems = c.non_negative_int("max_problems", 0);
   r.seed = static_cast<uint64_t>(c.non_negative_int("seed", 0));
+  r.threads = static_cast<int>(c.non_negative_int("threads", 0));
   r.expect = parse_model_expectation(c);
   r.yaml = c.yaml();
   return r;

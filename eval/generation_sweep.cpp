@@ -1,5 +1,7 @@
 #include "eval/generation_sweep.h"
 
+#include <ATen/Parallel.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -219,6 +221,7 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
   if (cfg.max_problems > 0 && static_cast<int64_t>(task.problems.size()) > cfg.max_problems) {
     task.problems.resize(static_cast<std::size_t>(cfg.max_problems));
   }
+  if (cfg.threads > 0) at::set_num_threads(cfg.threads);
   const Checkpoint checkpoint = load_checkpoint(cfg.model);
   const ModelConfig& mc = checkpoint.config;
   cfg.expect.check(mc, cfg.model);

@@ -21,7 +21,7 @@ for i in $(seq 0 31); do
   echo "{\"id\": \"sample-$i\", \"input_ids\": [$((i + 1)), $((i * 7 % 256)), $((i * 13 % 256)), 42]}"
 done > "$work/prompts.jsonl"
 "$model" generate --model "$work/model" --prompts "$work/prompts.jsonl" --out "$work/traces.jsonl" \
-  --max-new-tokens 316 --temperature 1.0 --top-p 0.95 --seed 0
+  --max-new-tokens 316 --temperature 1.0 --top-p 0.95 --seed 0 --threads 1
 
 echo "== 3. full-cache NLL and entropy per position -> $work/scores.jsonl"
 "$model" score --model "$work/model" --traces "$work/traces.jsonl" --out "$work/scores.jsonl"
@@ -83,7 +83,7 @@ with open(sys.argv[2], "w") as out:
         out.write(json.dumps({"id": t["id"], "input_ids": t["input_ids"][:96]}) + "\n")
 PY
 "$model" generate --model "$work/model" --prompts "$work/answer-prompts.jsonl" --out "$work/answer-full.jsonl" \
-  --max-new-tokens 64 --temperature 0 --stop-ids none
+  --max-new-tokens 64 --temperature 0 --stop-ids none --threads 1
 "$FORESIGHT_VENV/bin/python" - "$work/answer-full.jsonl" "$work/problems.jsonl" <<'PY'
 import json, sys
 with open(sys.argv[2], "w") as out:
