@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 
 #include "common/cli_options.h"
 #include "common/error.h"
@@ -16,12 +18,16 @@
 #include "common/progress.h"
 #include "common/safetensors.h"
 #include "common/traces.h"
+#include "generate/generation.h"
 #include "model/checkpoint.h"
+#include "model/fingerprint.h"
 #include "model/kv_cache.h"
 #include "model/sampling.h"
 #include "model/token_metrics.h"
 #include "model/trace_checks.h"
 #include "model/transformer.h"
+#include "policy/scorer.h"
+#include "policy/registry.h"
 
 using namespace foresight;
 
@@ -31,7 +37,7 @@ constexpr const char* kUsage = R"(usage: foresight-model <command> [options]
 
 commands:
   init      write a random-weight checkpoint in HF format (config.json + model.safetensors)
-  generate  sample continuations of prompts with the KV cache, as trace JSONL
+  generate  sample continuations of prompts, full cache or evicting under a budget, as trace JSONL
   score     per-position next-token NLL and entropy of traces, full cache, as JSONL
   forward   dump the logits of traces (full forward or incremental decoding) to safetensors
   bench     time the full forward over random tokens; prints one JSON line
@@ -148,49 +154,134 @@ void cmd_init(int argc, char** argv) {
                static_cast<long long>(c.num_kv_heads));
 }
 
+// "3,7" -> {3, 7}; "none" -> {}.
+std::vector<int64_t> parse_stop_ids(const std::string& text) {
+  if (text == "none") return {};
+  std::vector<int64_t> ids;
+  std::stringstream items(text);
+  for (std::string item; std::getline(items, item, ',');) {
+    std::size_t used = 0;
+    try {
+      ids.push_back(std::stoll(item, &used));
+    } catch (const std::logic_error&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size()) throw Error("--stop-ids has \"" + item + "\", expected ids such as 3,7 or none");
+  }
+  return ids;
+}
+
 void cmd_generate(int argc, char** argv) {
   cxxopts::Options o("foresight-model generate",
-                     "Sample continuations of prompt traces with the KV cache. Each output line is a\n"
-                     "trace {\"id\", \"input_ids\" (prompt + continuation), \"prompt_len\"}.");
+                     "Sample continuations of prompt traces, with the full KV cache or, with --policy, a budgeted\n"
+                     "cache that evicts on the schedule of DESIGN.md §2 while decoding (§10). The samples of one\n"
+                     "prompt decode together as a batch. Each output line is a trace {\"id\", \"input_ids\" (prompt +\n"
+                     "continuation), \"prompt_len\", \"sample\", \"evictions\", \"peak_cache_entries\", \"stopped\"}.\n"
+                     "The last line on stderr is {\"generated_tokens\", \"seconds\", \"tokens_per_s\"}.");
   add_runtime_options(o);
-  o.add_options()("prompts", "prompt traces (JSONL)", cxxopts::value<std::string>())(
+  o.add_options()("prompts", "prompt traces (JSONL; \"id\" is kept)", cxxopts::value<std::string>())(
       "out", "output traces (JSONL; must not exist)", cxxopts::value<std::string>())(
-      "max-new-tokens", "tokens to generate per prompt", cxxopts::value<int64_t>())(
+      "max-new-tokens", "tokens to generate per sample (at most)", cxxopts::value<int64_t>())(
+      "num-samples", "continuations per prompt, decoded as one batch", cxxopts::value<int64_t>()->default_value("1"))(
       "temperature", "sampling temperature (0: greedy; negative is an error)", cxxopts::value<double>()->default_value("1.0"))(
       "top-p", "nucleus sampling mass", cxxopts::value<double>()->default_value("1.0"))(
-      "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("0"));
+      "top-k", "sample among the k most likely tokens (0: all)", cxxopts::value<int64_t>()->default_value("0"))(
+      "stop-ids", "ids that end a sample, e.g. 3,7, or none (default: the checkpoint's eos_token_id)",
+      cxxopts::value<std::string>())(
+      "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("0"))(
+      "policy", "evict while decoding with this policy: streaming_llm, h2o, snapkv, tova, rkv, random, foresight, "
+                "foresight_sampled (default: the full cache)", cxxopts::value<std::string>())(
+      "budget", "B: entries kept per layer and KV head (with --policy)", cxxopts::value<int64_t>())(
+      "interval", "W: tokens between eviction steps; B must be a multiple of W", cxxopts::value<int64_t>())(
+      "scorer", "trained scorer checkpoint (foresight, foresight_sampled)", cxxopts::value<std::string>())(
+      "features", "recency or reference: refused unless it is the scorer's (default: the scorer's)",
+      cxxopts::value<std::string>())(
+      "sinks", "streaming_llm: first tokens always kept", cxxopts::value<int64_t>()->default_value("4"))(
+      "record-drops", "add \"drop_positions\": per eviction step, [layers][KV heads][W] positions dropped");
   const auto r = parse_options(o, argc, argv);
-  const int64_t max_new = required<int64_t>(r, "max-new-tokens");
-  if (max_new <= 0) throw Error("--max-new-tokens must be positive");
-  const SamplingOptions sampling{r["temperature"].as<double>(), r["top-p"].as<double>()};
-  check_sampling_options(sampling);  // before loading anything
-  JsonlWriter out(new_output(r, "prompts"));
-  const auto [prompts, model] = load_traces_and_model(r, "prompts");
-  const ModelConfig& c = model.config();
-  for (const Trace& p : prompts) {
-    if (p.input_ids.empty()) throw Error("prompt \"" + p.id + "\" is empty");
-  }
-  c10::InferenceMode inference;
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(r["seed"].as<uint64_t>());
-  ProgressBar bar("generate", static_cast<int64_t>(prompts.size()) * max_new, "tok");
-  for (const Trace& p : prompts) {
-    const auto prompt_len = static_cast<int64_t>(p.input_ids.size());
-    const int64_t capacity = std::min(prompt_len + max_new, c.max_position_embeddings);
-    KVCache cache(c, capacity, model.options());
-    Trace t{p.id, p.input_ids, prompt_len};
-    at::Tensor hidden = model.forward(ids_tensor(p.input_ids), 0, cache.attention());
-    while (static_cast<int64_t>(t.input_ids.size()) < capacity) {
-      const int64_t next = sample_token(model.logits(hidden[-1]), sampling, gen);
-      t.input_ids.push_back(next);
-      bar.advance();
-      const bool eos = std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), next) != c.eos_token_ids.end();
-      if (eos || static_cast<int64_t>(t.input_ids.size()) == capacity) break;
-      hidden = model.forward(ids_tensor({next}), cache.length(), cache.attention());
+  GenerationOptions options;
+  options.max_new_tokens = required<int64_t>(r, "max-new-tokens");
+  options.num_samples = r["num-samples"].as<int64_t>();
+  options.sampling = {r["temperature"].as<double>(), r["top-p"].as<double>(), r["top-k"].as<int64_t>()};
+  options.seed = r["seed"].as<uint64_t>();
+  std::optional<EvictionOptions> eviction;
+  if (r.count("policy")) {
+    eviction = EvictionOptions{{required<int64_t>(r, "budget"), required<int64_t>(r, "interval")},
+                               r["policy"].as<std::string>()};
+    eviction->sinks = r["sinks"].as<int64_t>();
+  } else {
+    for (const char* key : {"budget", "interval", "scorer", "features"}) {
+      if (r.count(key)) throw Error(std::string("--") + key + " needs --policy (without it the cache is full)");
     }
-    out.write(trace_to_json(t));
+  }
+  const std::string model_dir = required<std::string>(r, "model");
+  const Checkpoint checkpoint = load_checkpoint(model_dir);
+  const ModelConfig& c = checkpoint.config;
+  options.stop_ids = r.count("stop-ids") ? parse_stop_ids(r["stop-ids"].as<std::string>()) : default_stop_ids(model_dir, c);
+  std::optional<LearnedScorer> scorer;
+  if (eviction && r.count("scorer")) {
+    // The scorer runs at this budget whatever it was trained for; its model must be this one.
+    ScorerSpec spec = LearnedScorer::read_spec(r["scorer"].as<std::string>());
+    spec.base_model = fingerprint(checkpoint);
+    if (r.count("features")) spec.features = parse_feature_set(r["features"].as<std::string>());
+    scorer.emplace(LearnedScorer::load(r["scorer"].as<std::string>(), spec));
+    eviction->scorer = &*scorer;
+    eviction->features = scorer->spec().features;
+  }
+  if (eviction && !find_policy(eviction->policy).needs_scorer) eviction->scorer = nullptr;
+  check_generation_options(c, options, eviction);  // before reading prompts or building the model
+  const std::vector<Trace> prompts = read_traces(required<std::string>(r, "prompts"));
+  if (prompts.empty()) throw Error("--prompts " + required<std::string>(r, "prompts") + " holds no prompts: nothing to do");
+  for (const Trace& p : prompts) check_prompt_fits(c, p.id, p.input_ids, options.max_new_tokens);
+  JsonlWriter out(new_output(r, "prompts"));
+  const Transformer model(checkpoint, {r["device"].as<std::string>(), parse_dtype(r["dtype"].as<std::string>())});
+  if (scorer) scorer->to(model.options().device());
+
+  ProgressBar bar("generate", static_cast<int64_t>(prompts.size()) * options.num_samples * options.max_new_tokens, "tok");
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t generated = 0;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    const Trace& p = prompts[i];
+    const std::vector<Generation> samples = generate(model, p.input_ids, static_cast<int64_t>(i), options, eviction);
+    for (std::size_t k = 0; k < samples.size(); ++k) {
+      const Generation& g = samples[k];
+      Trace t{p.id, p.input_ids, static_cast<int64_t>(p.input_ids.size())};
+      t.input_ids.insert(t.input_ids.end(), g.new_ids.begin(), g.new_ids.end());
+      nlohmann::json line = nlohmann::json::parse(trace_to_json(t));
+      line["sample"] = k;
+      line["evictions"] = g.evictions;
+      line["peak_cache_entries"] = g.peak_entries;
+      line["stopped"] = g.stopped;
+      if (r.count("record-drops")) {
+        nlohmann::json steps = nlohmann::json::array();
+        for (const at::Tensor& d : g.drop_positions) {  // [layers, Hkv, W]
+          const at::Tensor flat = d.to(at::kLong).contiguous();
+          const std::vector<int64_t> v(flat.data_ptr<int64_t>(), flat.data_ptr<int64_t>() + flat.numel());
+          nlohmann::json layers = nlohmann::json::array();
+          const int64_t heads = d.size(1), w = d.size(2);
+          for (int64_t l = 0; l < d.size(0); ++l) {
+            nlohmann::json per_head = nlohmann::json::array();
+            for (int64_t h = 0; h < heads; ++h) {
+              const auto* row = v.data() + (l * heads + h) * w;
+              per_head.push_back(std::vector<int64_t>(row, row + w));
+            }
+            layers.push_back(per_head);
+          }
+          steps.push_back(layers);
+        }
+        line["drop_positions"] = steps;
+      }
+      out.write(line.dump());
+      generated += static_cast<int64_t>(g.new_ids.size());
+      bar.advance(options.max_new_tokens);
+    }
   }
   bar.finish();
   out.commit();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cerr << nlohmann::json{{"generated_tokens", generated}, {"seconds", seconds},
+                              {"tokens_per_s", seconds > 0 ? generated / seconds : 0.0}}.dump()
+            << std::endl;
 }
 
 void cmd_score(int argc, char** argv) {

@@ -11,31 +11,44 @@ namespace foresight {
 // `cum` and `cum_decay` of every entry, compacted in place when entries are dropped. Attention is
 // computed by chunk_attention (kernels/chunk_attention_op.h), not SDPA, because the features need
 // statistics of the probabilities themselves: the reference on CPU, the kernel on CUDA.
+//
+// Tokens arrive in chunks (DESIGN.md §2), each in one piece (teacher forcing) or several (a prompt's
+// tail, then one decoded token at a time, §10). "Heads" are whatever the caller folds into the head
+// axis: the KV heads of one sequence, or those of a batch of sequences side by side.
 class LayerCache {
  public:
-  // Attends T new tokens (at absolute positions start..start+T-1) over the cache and themselves,
-  // causally among the new ones, and appends them. cum += this chunk's column sums and
-  // cum_decay = 0.9 * cum_decay + column sums; new entries start at their own column sums.
+  // Starts a chunk of `queries` tokens: cum_decay decays (x 0.9) once for the entries already
+  // cached, and with `keep_rows` the chunk's attention rows are kept for candidates() (a chunk
+  // that may end with an eviction step).
+  void begin_chunk(int64_t queries, bool keep_rows);
+
+  // Attends the next T tokens of the chunk (at absolute positions start..start+T-1) over the cache
+  // and themselves, causally among the new ones, and appends them. cum and cum_decay add the
+  // column sums, so that at the chunk's end cum += the chunk's column sums and
+  // cum_decay = 0.9 * cum_decay + the same; new entries start at their own column sums.
   // Returns the attention output [T, H, d].
   at::Tensor append(const LayerQKV& qkv, int64_t start);
 
-  // The first `budget` entries (the candidates) after the last append, with the append's statistics
-  // of them: no second pass over the chunk. layer and step are left 0 for the caller to set.
+  // After the last piece of a chunk begun with keep_rows: the first `budget` entries (the
+  // candidates) with the chunk's statistics of them. layer and step are left 0 for the caller.
   CacheStep candidates(int64_t budget) const;
 
-  // Drops `slots` [Hkv, W] (int64, each < budget) of the first `budget` entries; survivors keep
+  // Drops `slots` [heads, W] (int64, each < budget) of the first `budget` entries; survivors keep
   // their order and the later entries follow them.
   void evict(const at::Tensor& slots, int64_t budget);
 
   int64_t size() const { return keys_.defined() ? keys_.size(1) : 0; }
-  const at::Tensor& positions() const { return positions_; }  // int64 [Hkv, size]
+  const at::Tensor& positions() const { return positions_; }  // int64 [heads, size]
 
  private:
-  at::Tensor keys_, values_;      // [Hkv, S, d], compute dtype
-  at::Tensor cum_, cum_decay_;    // float32 [Hkv, S, G]
-  at::Tensor positions_;          // int64 [Hkv, S]
-  at::Tensor last_probs_;         // float32 [Hkv, G, T, S]: the last append's attention
-  ChunkStatistics last_stats_;    // float32 [Hkv, S, G] each: its statistics of every key
+  at::Tensor keys_, values_;      // [heads, S, d], compute dtype
+  at::Tensor cum_, cum_decay_;    // float32 [heads, S, G]
+  at::Tensor positions_;          // int64 [heads, S]
+
+  int64_t chunk_queries_ = 0, chunk_filled_ = 0;
+  bool keep_rows_ = false;
+  at::Tensor rows_;               // float32 [heads, G, queries, S at the chunk's end]: 0 where masked or not yet come
+  ChunkStatistics whole_chunk_;   // the kernel's statistics when the chunk came in one piece
 };
 
 }  // namespace foresight

@@ -5,7 +5,7 @@
 namespace foresight {
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  const int64_t t = q.size(0), s = k.size(0);
+  const int64_t t = q.size(-3), s = k.size(-3);
   std::optional<at::Tensor> mask;
   bool is_causal = false;
   if (t == s) {
@@ -16,10 +16,11 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
     mask = at::arange(s, opts).unsqueeze(0) <= (at::arange(t, opts) + (s - t)).unsqueeze(1);
   }
   // SDPA wants [batch, heads, seq, dim]; enable_gqa shares each KV head across its query group.
-  const at::Tensor out = at::scaled_dot_product_attention(
-      q.transpose(0, 1).unsqueeze(0), k.transpose(0, 1).unsqueeze(0), v.transpose(0, 1).unsqueeze(0),
-      mask, /*dropout_p=*/0.0, is_causal, /*scale=*/std::nullopt, /*enable_gqa=*/true);
-  return out.squeeze(0).transpose(0, 1);
+  const bool single = q.dim() == 3;
+  const auto batched = [&](const at::Tensor& x) { return (single ? x.unsqueeze(0) : x).transpose(1, 2); };
+  const at::Tensor out = at::scaled_dot_product_attention(batched(q), batched(k), batched(v), mask, /*dropout_p=*/0.0,
+                                                          is_causal, /*scale=*/std::nullopt, /*enable_gqa=*/true);
+  return single ? out.squeeze(0).transpose(0, 1) : out.transpose(1, 2);
 }
 
 AttentionFn no_cache_attention() {

@@ -6,11 +6,11 @@
 
 namespace foresight {
 
-KVCache::KVCache(const ModelConfig& config, int64_t capacity, const at::TensorOptions& options)
+KVCache::KVCache(const ModelConfig& config, int64_t capacity, const at::TensorOptions& options, int64_t batch)
     : lengths_(static_cast<std::size_t>(config.num_layers), 0) {
   for (int64_t l = 0; l < config.num_layers; ++l) {
-    keys_.push_back(at::empty({capacity, config.num_kv_heads, config.head_dim}, options));
-    values_.push_back(at::empty({capacity, config.num_kv_heads, config.head_dim}, options));
+    keys_.push_back(at::empty({batch, capacity, config.num_kv_heads, config.head_dim}, options));
+    values_.push_back(at::empty({batch, capacity, config.num_kv_heads, config.head_dim}, options));
   }
 }
 
@@ -18,14 +18,19 @@ at::Tensor KVCache::attend(int64_t layer, const LayerQKV& qkv) {
   int64_t& len = lengths_.at(static_cast<std::size_t>(layer));
   at::Tensor& keys = keys_[static_cast<std::size_t>(layer)];
   at::Tensor& values = values_[static_cast<std::size_t>(layer)];
-  const int64_t t = qkv.k.size(0);
-  if (len + t > keys.size(0)) {
-    throw Error("KV cache capacity " + std::to_string(keys.size(0)) + " exceeded");
+  const bool single = qkv.q.dim() == 3;  // a forward over ids [T]
+  const auto batched = [&](const at::Tensor& x) { return single ? x.unsqueeze(0) : x; };
+  if (batched(qkv.k).size(0) != keys.size(0)) {
+    throw Error("KV cache holds " + std::to_string(keys.size(0)) + " sequences, the forward " +
+                std::to_string(batched(qkv.k).size(0)));
   }
-  keys.slice(0, len, len + t).copy_(qkv.k);
-  values.slice(0, len, len + t).copy_(qkv.v);
+  const int64_t t = qkv.k.size(-3);
+  if (len + t > keys.size(1)) throw Error("KV cache capacity " + std::to_string(keys.size(1)) + " exceeded");
+  keys.slice(1, len, len + t).copy_(batched(qkv.k));
+  values.slice(1, len, len + t).copy_(batched(qkv.v));
   len += t;
-  return causal_attention(qkv.q, keys.slice(0, 0, len), values.slice(0, 0, len));
+  const at::Tensor out = causal_attention(batched(qkv.q), keys.slice(1, 0, len), values.slice(1, 0, len));
+  return single ? out.squeeze(0) : out;
 }
 
 AttentionFn KVCache::attention() {

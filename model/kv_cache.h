@@ -8,11 +8,12 @@
 
 namespace foresight {
 
-// The full (never evicting) KV cache for incremental decoding: each layer's keys and values in a
-// buffer preallocated to `capacity` tokens, appended to in place.
+// The full (never evicting) KV cache for incremental decoding of `batch` sequences that advance
+// together: each layer's keys and values in a buffer preallocated to `capacity` tokens, appended
+// to in place. A forward over ids [T] (batch 1) or [N, T] both work.
 class KVCache {
  public:
-  KVCache(const ModelConfig& config, int64_t capacity, const at::TensorOptions& options);
+  KVCache(const ModelConfig& config, int64_t capacity, const at::TensorOptions& options, int64_t batch = 1);
 
   // Appends this layer's new keys/values and attends the new queries over everything cached.
   at::Tensor attend(int64_t layer, const LayerQKV& qkv);
@@ -21,7 +22,7 @@ class KVCache {
   int64_t length() const { return lengths_.empty() ? 0 : lengths_.front(); }
 
  private:
-  std::vector<at::Tensor> keys_;
+  std::vector<at::Tensor> keys_;    // [N, capacity, Hkv, d] each
   std::vector<at::Tensor> values_;
   std::vector<int64_t> lengths_;
 };

@@ -58,10 +58,16 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) 
 
 LayerQKV Transformer::project_qkv(const Layer& layer, const at::Tensor& normed,
                                   const RotaryEmbedding::Angles& angles) const {
-  const int64_t t = normed.size(0), d = config_.head_dim;
-  at::Tensor q = at::linear(normed, layer.q_proj, layer.q_bias).view({t, config_.num_heads, d});
-  at::Tensor k = at::linear(normed, layer.k_proj, layer.k_bias).view({t, config_.num_kv_heads, d});
-  at::Tensor v = at::linear(normed, layer.v_proj, layer.v_bias).view({t, config_.num_kv_heads, d});
+  // [..., T, hidden] -> [..., T, heads, head_dim], whatever the leading (batch) dimensions.
+  const auto split_heads = [&](const at::Tensor& x, int64_t heads) {
+    std::vector<int64_t> shape = normed.sizes().vec();
+    shape.back() = heads;
+    shape.push_back(config_.head_dim);
+    return x.view(shape);
+  };
+  at::Tensor q = split_heads(at::linear(normed, layer.q_proj, layer.q_bias), config_.num_heads);
+  at::Tensor k = split_heads(at::linear(normed, layer.k_proj, layer.k_bias), config_.num_kv_heads);
+  at::Tensor v = split_heads(at::linear(normed, layer.v_proj, layer.v_bias), config_.num_kv_heads);
   if (config_.qk_norm) {
     q = rms_norm(q, layer.q_norm);
     k = rms_norm(k, layer.k_norm);
@@ -77,7 +83,7 @@ at::Tensor Transformer::mlp(const Layer& layer, const at::Tensor& x) const {
 at::Tensor Transformer::forward(const at::Tensor& ids, int64_t start_pos,
                                 const AttentionFn& attention) const {
   const at::Tensor tokens = ids.to(options_.device(), at::kLong);
-  const int64_t t = tokens.size(0);
+  const int64_t t = tokens.size(-1);
   const at::Tensor positions =
       at::arange(start_pos, start_pos + t, at::TensorOptions().dtype(at::kLong).device(options_.device()));
   const RotaryEmbedding::Angles angles = rope_.angles(positions, options_.dtype().toScalarType());
@@ -85,7 +91,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, int64_t start_pos,
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     const Layer& layer = layers_[static_cast<std::size_t>(l)];
     const LayerQKV qkv = project_qkv(layer, rms_norm(hidden, layer.input_norm), angles);
-    const at::Tensor attn = attention(l, qkv).reshape({t, config_.num_heads * config_.head_dim});
+    const at::Tensor attn = attention(l, qkv).flatten(-2);  // [..., T, heads * head_dim]
     hidden = hidden + at::linear(attn, layer.o_proj, layer.o_bias);
     hidden = hidden + mlp(layer, rms_norm(hidden, layer.post_attention_norm));
   }

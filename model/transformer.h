@@ -16,8 +16,9 @@ struct RuntimeOptions {
   at::ScalarType dtype = at::kFloat;           // compute dtype; weights are cast once at load
 };
 
-// A frozen decoder-only LM (Qwen2, Qwen3, Llama) over one sequence at a time. The model never owns
-// a cache: every forward hands each layer's q/k/v to an AttentionFn (see attention.h).
+// A frozen decoder-only LM (Qwen2, Qwen3, Llama) over one sequence, or a batch of sequences at the
+// same positions. The model never owns a cache: every forward hands each layer's q/k/v to an
+// AttentionFn (see attention.h).
 class Transformer {
  public:
   Transformer(const Checkpoint& checkpoint, const RuntimeOptions& options);
@@ -26,11 +27,12 @@ class Transformer {
   const ModelConfig& config() const { return config_; }
   at::TensorOptions options() const { return options_; }
 
-  // Runs `ids` [T] (int64, any device) at positions start_pos .. start_pos+T-1 and returns the
-  // final-normed hidden states [T, hidden]. Caller checks ids against the vocabulary.
+  // Runs `ids` [T] or [N, T] (int64, any device) at positions start_pos .. start_pos+T-1 and returns
+  // the final-normed hidden states [T, hidden] or [N, T, hidden]; the AttentionFn sees q/k/v with
+  // the same leading batch dimension. Caller checks ids against the vocabulary.
   at::Tensor forward(const at::Tensor& ids, int64_t start_pos, const AttentionFn& attention) const;
 
-  // Next-token logits [T, vocab] in the compute dtype.
+  // Next-token logits [..., vocab] in the compute dtype.
   at::Tensor logits(const at::Tensor& hidden) const;
 
  private:

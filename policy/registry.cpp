@@ -55,7 +55,7 @@ std::unique_ptr<EvictionPolicy> make_policy(const PolicyPreset& preset, const Po
   const std::string& n = preset.name;
   if (preset.needs_scorer && !inputs.scorer) throw Error("policy " + n + " needs a trained scorer (key: scorer)");
   if (preset.needs_oracle && !inputs.oracle_scores.defined()) throw Error("policy " + n + " needs the oracle's scores");
-  if (n == "streaming_llm") return std::make_unique<StreamingLlm>(4);
+  if (n == "streaming_llm") return std::make_unique<StreamingLlm>(inputs.sinks);
   if (n == "h2o") return std::make_unique<H2o>();
   if (n == "snapkv") return std::make_unique<SnapKv>(32, 7);
   if (n == "tova") return std::make_unique<Tova>();

@@ -29,6 +29,7 @@ struct PolicyInputs {
   LearnedScorer* scorer = nullptr;  // foresight, foresight_sampled
   at::Tensor oracle_scores;         // golden: this trace's, float32 [layers, steps, Hkv, B]
   uint64_t seed = 0;                // random
+  int64_t sinks = 4;                // streaming_llm: the first tokens it always keeps
 };
 
 // A fresh policy for one trace. The learned scorer is shared, not copied.

@@ -1,9 +1,9 @@
 # Fails when an #include runs upward in the layering (README.md, "Layout"):
-#   common -> kernels -> model -> cache -> policy -> golden -> train -> {sft, rl, eval} -> apps
+#   common -> kernels -> model -> cache -> policy -> generate -> golden -> train -> {sft, rl, eval} -> apps
 # A folder may include its own headers and those of any folder to its left; sft, rl and eval, on
 # one level, may not include each other. Run by ctest as the test `layering`:
 #   cmake -DROOT=<source dir> -P tests/check_layers.cmake
-set(layers common kernels model cache policy golden train "sft|rl|eval" apps)
+set(layers common kernels model cache policy generate golden train "sft|rl|eval" apps)
 
 set(rank 0)
 foreach(level ${layers})

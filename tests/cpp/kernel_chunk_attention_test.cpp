@@ -194,6 +194,8 @@ TEST(KernelChunkAttentionGpu, LayerCacheOnCudaMatchesTheCpu) {
   LayerCache cpu, gpu;
   auto chunk = [&](int64_t start, int64_t t) {
     const LayerQKV x{at::randn({t, heads, d}) * 1.5, at::randn({t, kv, d}) * 1.5, at::randn({t, kv, d})};
+    cpu.begin_chunk(t, true);
+    gpu.begin_chunk(t, true);
     const at::Tensor want = cpu.append(x, start);
     const at::Tensor got = gpu.append({x.q.cuda(), x.k.cuda(), x.v.cuda()}, start);
     EXPECT_LT(relative_error(got, want), 1e-5);

@@ -159,6 +159,7 @@ TEST(SelectCompactCpu, LayerCacheEvictIsUnchanged) {
   const int64_t heads = 4, kv = 2, g = heads / kv, d = 8, budget = 24, w = 8;
   LayerCache cache;
   auto append = [&](int64_t start, int64_t t) {
+    cache.begin_chunk(t, /*keep_rows=*/true);
     cache.append({at::randn({t, heads, d}), at::randn({t, kv, d}), at::randn({t, kv, d})}, start);
   };
   // Keys, values, cum, cum_decay and positions of all entries.

@@ -117,10 +117,12 @@ void expect_features(const at::Tensor& got, const NaiveCache& naive, const std::
   }
 }
 
-class LayerCacheFeatures : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, bool>> {};
+// (query heads, KV heads, recency features, piece): the cache takes each chunk in pieces of at most
+// `piece` tokens (0: whole), as decoding does (DESIGN.md §10); the naive cache takes it whole.
+class LayerCacheFeatures : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, bool, int64_t>> {};
 
 TEST_P(LayerCacheFeatures, MatchNaiveStatisticsAcrossStepsWithDrops) {
-  const auto [heads, kv, recency] = GetParam();
+  const auto [heads, kv, recency, piece] = GetParam();
   // W = 20 makes the last-8 and last-16 sums differ from the full sum (and last-32 equal it).
   const int64_t d = 4, budget = 40, w = 20, steps = 3;
   at::manual_seed(heads * 10 + kv);
@@ -128,7 +130,11 @@ TEST_P(LayerCacheFeatures, MatchNaiveStatisticsAcrossStepsWithDrops) {
   LayerCache cache;
   auto chunk = [&](int64_t start, int64_t t) {
     const LayerQKV x{at::randn({t, heads, d}) * 1.5, at::randn({t, kv, d}) * 1.5, at::randn({t, kv, d})};
-    cache.append(x, start);
+    cache.begin_chunk(t, /*keep_rows=*/true);
+    for (int64_t from = 0, n = piece > 0 ? piece : t; from < t; from += n) {
+      const auto part = [&](const at::Tensor& y) { return y.slice(0, from, std::min(t, from + n)); };
+      cache.append({part(x.q), part(x.k), part(x.v)}, start + from);
+    }
     return naive.append(x.q, x.k, x.v, start, budget, recency);
   };
   const FeatureSet set = recency ? FeatureSet::Recency : FeatureSet::Reference;
@@ -154,14 +160,16 @@ TEST_P(LayerCacheFeatures, MatchNaiveStatisticsAcrossStepsWithDrops) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Groups, LayerCacheFeatures,
-                         ::testing::Values(std::make_tuple(2, 2, true), std::make_tuple(6, 2, true),
-                                           std::make_tuple(4, 1, false), std::make_tuple(6, 2, false)),
+                         ::testing::Values(std::make_tuple(2, 2, true, 0), std::make_tuple(6, 2, true, 0),
+                                           std::make_tuple(4, 1, false, 0), std::make_tuple(6, 2, false, 0),
+                                           std::make_tuple(6, 2, true, 1), std::make_tuple(4, 1, true, 7)),
                          [](const auto& info) {
                            // A stream, not "G" + std::to_string(..): GCC 12 inlines that operator+
                            // here into a memcpy it then warns about (-Wstringop-overflow, a false positive).
                            std::ostringstream name;
                            name << "G" << std::get<0>(info.param) / std::get<1>(info.param)
                                 << (std::get<2>(info.param) ? "_recency" : "_reference");
+                           if (std::get<3>(info.param) > 0) name << "_pieces" << std::get<3>(info.param);
                            return name.str();
                          });
 

@@ -1,0 +1,197 @@
+#include "generate/generation.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cache/budgeted_decoder.h"
+#include "common/error.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+#include "policy/policy_drops.h"
+
+namespace foresight {
+
+namespace {
+
+// splitmix64: independent streams for (seed, prompt, sample, purpose), so that a sample draws the
+// same tokens and drops whatever the batch it decodes in.
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+uint64_t stream_seed(uint64_t seed, int64_t prompt, int64_t sample, uint64_t purpose) {
+  return mix(mix(mix(mix(seed) ^ static_cast<uint64_t>(prompt)) ^ static_cast<uint64_t>(sample)) ^ purpose);
+}
+enum : uint64_t { kTokens = 1, kDrops = 2, kRandomPolicy = 3 };
+
+// Each sample's policy and the decider that turns its cache steps into drops.
+struct SampleDecider {
+  std::unique_ptr<EvictionPolicy> policy;
+  std::unique_ptr<PolicyDrops> drops;
+};
+
+}  // namespace
+
+void check_generation_options(const ModelConfig& config, const GenerationOptions& options,
+                              const std::optional<EvictionOptions>& eviction) {
+  if (options.num_samples < 1) {
+    throw Error("--num-samples " + std::to_string(options.num_samples) + " is invalid, expected 1 or more");
+  }
+  if (options.max_new_tokens < 1) {
+    throw Error("--max-new-tokens " + std::to_string(options.max_new_tokens) + " is invalid, expected 1 or more");
+  }
+  check_sampling_options(options.sampling);
+  for (const int64_t id : options.stop_ids) {
+    if (id < 0 || id >= config.vocab_size) {
+      throw Error("stop id " + std::to_string(id) + " lies outside the vocabulary (0.." +
+                  std::to_string(config.vocab_size - 1) + ")");
+    }
+  }
+  if (!eviction) return;
+  const EvictionSchedule& s = eviction->schedule;
+  s.validate();
+  const PolicyPreset& preset = find_policy(eviction->policy);
+  if (preset.needs_oracle) {
+    throw Error("policy " + preset.name + " replays Golden Eviction, which needs the attention of tokens not yet "
+                "generated; it cannot evict while generating (use it in the teacher-forced foresight-eval)");
+  }
+  if (preset.needs_scorer && !eviction->scorer) {
+    throw Error("policy " + preset.name + " needs a trained scorer: --scorer DIR");
+  }
+  if (preset.name == "streaming_llm" && (eviction->sinks < 0 || eviction->sinks > s.budget - s.interval)) {
+    throw Error("--sinks " + std::to_string(eviction->sinks) + " is invalid, expected 0.." +
+                std::to_string(s.budget - s.interval) + " (budget - interval, so that W older entries can go)");
+  }
+}
+
+std::vector<int64_t> default_stop_ids(const std::string& model_dir, const ModelConfig& config) {
+  const std::filesystem::path path = std::filesystem::path(model_dir) / "generation_config.json";
+  if (!std::filesystem::exists(path)) return config.eos_token_ids;
+  std::ifstream in(path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path.string() + " is not valid JSON: " + e.what());
+  }
+  if (!j.contains("eos_token_id") || j["eos_token_id"].is_null()) return {};
+  const nlohmann::json& e = j["eos_token_id"];
+  if (e.is_number_integer()) return {e.get<int64_t>()};
+  if (e.is_array() && std::all_of(e.begin(), e.end(), [](const nlohmann::json& x) { return x.is_number_integer(); })) {
+    return e.get<std::vector<int64_t>>();
+  }
+  throw Error(path.string() + ": eos_token_id is " + e.dump() + ", expected an integer or a list of integers");
+}
+
+void check_prompt_fits(const ModelConfig& config, const std::string& prompt_id, const std::vector<int64_t>& prompt,
+                       int64_t max_new_tokens) {
+  if (prompt.empty()) throw Error("prompt \"" + prompt_id + "\" is empty");
+  for (const int64_t id : prompt) {
+    if (id < 0 || id >= config.vocab_size) {
+      throw Error("prompt \"" + prompt_id + "\" has token id " + std::to_string(id) + " outside the vocabulary (0.." +
+                  std::to_string(config.vocab_size - 1) + ")");
+    }
+  }
+  const auto length = static_cast<int64_t>(prompt.size());
+  if (length + max_new_tokens > config.max_position_embeddings) {
+    throw Error("prompt \"" + prompt_id + "\" has " + std::to_string(length) + " tokens; with max new tokens " +
+                std::to_string(max_new_tokens) + " that is " + std::to_string(length + max_new_tokens) +
+                " positions, past the model's max_position_embeddings " +
+                std::to_string(config.max_position_embeddings));
+  }
+}
+
+std::vector<Generation> generate(const Transformer& model, const std::vector<int64_t>& prompt, int64_t prompt_index,
+                                 const GenerationOptions& options, const std::optional<EvictionOptions>& eviction) {
+  const ModelConfig& c = model.config();
+  check_generation_options(c, options, eviction);
+  check_prompt_fits(c, std::to_string(prompt_index), prompt, options.max_new_tokens);
+  c10::InferenceMode inference;
+  const int64_t n = options.num_samples;
+
+  std::vector<at::Generator> token_gens;
+  for (int64_t k = 0; k < n; ++k) {
+    token_gens.push_back(at::make_generator<at::CPUGeneratorImpl>(stream_seed(options.seed, prompt_index, k, kTokens)));
+  }
+
+  // The cache: full (a KVCache of prompt + max_new_tokens) or budgeted, one decider per sample.
+  std::vector<SampleDecider> deciders;
+  std::unique_ptr<BudgetedDecoder> decoder;
+  std::unique_ptr<KVCache> full;
+  if (eviction) {
+    const PolicyPreset& preset = find_policy(eviction->policy);
+    std::vector<DropDecider*> raw;
+    for (int64_t k = 0; k < n; ++k) {
+      PolicyInputs inputs;
+      inputs.scorer = eviction->scorer;
+      inputs.seed = stream_seed(options.seed, prompt_index, k, kRandomPolicy);
+      inputs.sinks = eviction->sinks;
+      SampleDecider d{make_policy(preset, inputs), nullptr};
+      std::optional<at::Generator> sampler;
+      if (preset.sampled) {
+        sampler = at::make_generator<at::CPUGeneratorImpl>(stream_seed(options.seed, prompt_index, k, kDrops));
+      }
+      d.drops = std::make_unique<PolicyDrops>(*d.policy, eviction->features, eviction->schedule.interval, sampler);
+      raw.push_back(d.drops.get());
+      deciders.push_back(std::move(d));
+    }
+    decoder = std::make_unique<BudgetedDecoder>(model, eviction->schedule, raw);
+  } else {
+    const auto capacity = static_cast<int64_t>(prompt.size()) + options.max_new_tokens;
+    full = std::make_unique<KVCache>(c, capacity, model.options(), n);
+  }
+  const auto feed = [&](const at::Tensor& tokens) {  // [n, T] -> last logits [n, vocab]
+    const at::Tensor hidden =
+        decoder ? decoder->feed(tokens) : model.forward(tokens, full->length(), full->attention());
+    return model.logits(hidden.select(1, -1)).to(at::kCPU, at::kFloat);
+  };
+  const auto cache_state = [&](Generation& g) {
+    g.evictions = decoder ? decoder->evictions() : 0;
+    g.peak_entries = decoder ? decoder->peak_entries() : full->length();
+  };
+
+  std::vector<Generation> out(static_cast<std::size_t>(n));
+  std::vector<bool> done(static_cast<std::size_t>(n), false);
+  const at::Tensor prompt_ids = at::tensor(at::ArrayRef<int64_t>(prompt), at::kLong);
+  at::Tensor logits = feed(prompt_ids.unsqueeze(0).expand({n, -1}));
+  for (int64_t produced = 1;; ++produced) {
+    std::vector<int64_t> next(static_cast<std::size_t>(n));
+    int64_t live = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      Generation& g = out[static_cast<std::size_t>(k)];
+      // A finished sample repeats its last token: the batch advances together, its output is closed.
+      const int64_t token = done[k] ? g.new_ids.back() : sample_token(logits[k], options.sampling, token_gens[k]);
+      next[static_cast<std::size_t>(k)] = token;
+      if (done[k]) continue;
+      g.new_ids.push_back(token);
+      g.stopped = std::find(options.stop_ids.begin(), options.stop_ids.end(), token) != options.stop_ids.end();
+      if (g.stopped || produced == options.max_new_tokens) {
+        done[k] = true;
+        cache_state(g);
+      } else {
+        ++live;
+      }
+    }
+    if (live == 0) break;
+    logits = feed(at::tensor(at::ArrayRef<int64_t>(next), at::kLong).unsqueeze(1));
+  }
+  if (decoder) {
+    const at::Tensor positions = decoder->drop_positions();  // [n, layers, steps, Hkv, W]
+    for (int64_t k = 0; k < n; ++k) {
+      Generation& g = out[static_cast<std::size_t>(k)];
+      for (int64_t s = 0; s < g.evictions; ++s) g.drop_positions.push_back(positions[k].select(1, s));
+    }
+  }
+  return out;
+}
+
+}  // namespace foresight
