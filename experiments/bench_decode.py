@@ -22,7 +22,6 @@ import tempfile
 import time
 
 import numpy as np
-import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = pathlib.Path(os.environ.get("FORESIGHT_BIN", ROOT / "build" / "bin"))
@@ -85,11 +84,15 @@ def main():
     p.add_argument("--quick", action="store_true", help="256 and 2048 new tokens instead of 2K and 16K")
     p.add_argument("--budget", type=int, default=256)
     p.add_argument("--interval", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads of every process, ours and HF alike (OMP_NUM_THREADS); a tiny model's "
+                        "per-token ops are too small to split")
     args = p.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every child process
     lengths = [256, 2048] if args.quick else [2048, 16384]
     B, W = args.budget, args.interval
     print(f"tiny qwen3 ({', '.join(f'{k} {v}' for k, v in MODEL.items())}), fp32, CPU, "
-          f"{torch.get_num_threads()} threads; prompt {PROMPT} tokens, temperature 1, no stop ids; "
+          f"{args.threads} thread(s) per process; prompt {PROMPT} tokens, temperature 1, no stop ids; "
           f"budgeted: B {B}, W {W}\n")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
