@@ -16,7 +16,7 @@ from conftest import ROOT, init_model, make_golden, read_jsonl, run, write_trace
 
 B, W = 32, 8
 NEW = 64  # full-cache parity
-STREAM_NEW = 80  # StreamingLLM parity: prompts of 10 and 50 reach positions 90 and 130, 7 and 12 eviction steps
+STREAM_NEW = 80  # StreamingLLM parity: prompts of 10 and 50 make 90 and 130 tokens, 7 and 12 eviction steps
 POLICIES = ["streaming_llm", "h2o", "snapkv", "tova", "rkv", "random", "foresight", "foresight_sampled"]
 ARCHS = {  # GQA groups 2, 4 and 3; qwen2 has q/k/v biases, qwen3 q/k norms
     "qwen2": dict(heads=4, kv_heads=2),
@@ -68,7 +68,9 @@ def generate(model, prompts, out, *extra, check=True):
                check=check)
     if not check:
         return proc, None, None
-    records = {(r["id"], r["sample"]): r for r in read_jsonl(out)}
+    lines = read_jsonl(out)
+    records = {(r["id"], r["sample"]): r for r in lines}
+    assert len(records) == len(lines), "an (id, sample) pair appears twice"
     stats = json.loads(proc.stderr.strip().splitlines()[-1])
     return proc, records, stats
 
