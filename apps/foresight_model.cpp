@@ -208,6 +208,7 @@ void cmd_generate(int argc, char** argv) {
   options.num_samples = r["num-samples"].as<int64_t>();
   options.sampling = {r["temperature"].as<double>(), r["top-p"].as<double>(), r["top-k"].as<int64_t>()};
   options.seed = r["seed"].as<uint64_t>();
+  options.record_drops = r.count("record-drops") > 0;
   std::optional<EvictionOptions> eviction;
   if (r.count("policy")) {
     eviction = EvictionOptions{{required<int64_t>(r, "budget"), required<int64_t>(r, "interval")},

@@ -30,13 +30,14 @@ CacheStep sequence_step(const CacheStep& all, int64_t n, int64_t kv) {
 }  // namespace
 
 BudgetedDecoder::BudgetedDecoder(const Transformer& model, const EvictionSchedule& schedule,
-                                 std::vector<DropDecider*> deciders)
+                                 std::vector<DropDecider*> deciders, bool record_drops)
     : model_(model),
       schedule_(schedule),
       deciders_(std::move(deciders)),
       batch_(static_cast<int64_t>(deciders_.size())),
       kv_heads_(model.config().num_kv_heads),
-      caches_(static_cast<std::size_t>(model.config().num_layers)) {
+      caches_(static_cast<std::size_t>(model.config().num_layers)),
+      record_drops_(record_drops) {
   schedule_.validate();
   if (batch_ == 0) throw Error("budgeted decoder: no sequence to decode (no decider given)");
   for (LayerCache& cache : caches_) cache.begin_chunk(schedule_.budget, /*keep_rows=*/false);  // never evicts
@@ -66,12 +67,17 @@ void BudgetedDecoder::begin_chunk() {
       std::vector<at::Tensor> drops;
       for (int64_t n = 0; n < batch_; ++n) drops.push_back(deciders_[n]->decide(sequence_step(all, n, kv_heads_)));
       const at::Tensor layer_drops = batch_ == 1 ? drops.front() : at::cat(drops);  // [N * Hkv, W]
-      slots.push_back(layer_drops);
-      positions.push_back(all.positions.gather(1, layer_drops));
+      if (record_drops_) {
+        slots.push_back(layer_drops.to(at::kInt));
+        positions.push_back(all.positions.gather(1, layer_drops).to(at::kInt));
+      }
       caches_[l].evict(layer_drops, budget);
     }
-    slots_.push_back(at::stack(slots));
-    positions_.push_back(at::stack(positions));
+    if (record_drops_) {
+      slots_.push_back(at::stack(slots));
+      positions_.push_back(at::stack(positions));
+    }
+    ++steps_;
   }
   ++chunk_;
   chunk_start_ = length_;
@@ -97,6 +103,7 @@ at::Tensor BudgetedDecoder::feed(const at::Tensor& tokens) {
 }
 
 at::Tensor BudgetedDecoder::by_sequence(const std::vector<at::Tensor>& per_step) const {
+  if (!record_drops_) throw Error("budgeted decoder: drops were not recorded (record_drops is off)");
   const auto layers = static_cast<int64_t>(caches_.size());
   if (per_step.empty()) return at::empty({batch_, layers, 0, kv_heads_, schedule_.interval}, at::kInt);
   const auto steps = static_cast<int64_t>(per_step.size());

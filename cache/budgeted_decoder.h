@@ -26,8 +26,11 @@ class DropDecider {
 
 class BudgetedDecoder {
  public:
-  // One decider per sequence: the batch is deciders.size(). The model is frozen.
-  BudgetedDecoder(const Transformer& model, const EvictionSchedule& schedule, std::vector<DropDecider*> deciders);
+  // One decider per sequence: the batch is deciders.size(). The model is frozen. With
+  // record_drops, every step's drops are kept for drop_slots() and drop_positions(); without, memory
+  // stays flat however long the generation.
+  BudgetedDecoder(const Transformer& model, const EvictionSchedule& schedule, std::vector<DropDecider*> deciders,
+                  bool record_drops = true);
 
   // Feeds tokens [N, T] (int64) at positions length() .. length()+T-1 and returns the final hidden
   // states [N, T, hidden]. The initial chunk takes the first B tokens, then chunks of W; when a
@@ -36,11 +39,11 @@ class BudgetedDecoder {
   at::Tensor feed(const at::Tensor& tokens);
 
   int64_t length() const { return length_; }
-  int64_t evictions() const { return static_cast<int64_t>(slots_.size()); }  // eviction steps run
+  int64_t evictions() const { return steps_; }  // eviction steps run
   int64_t peak_entries() const { return peak_; }  // most entries any layer held (per sequence and KV head)
 
   // int32 [N, layers, steps, Hkv, W] on the CPU: per sequence, the slots dropped at each step (in the
-  // compacted cache of that step) and their absolute token positions.
+  // compacted cache of that step) and their absolute token positions. Only with record_drops.
   at::Tensor drop_slots() const;
   at::Tensor drop_positions() const;
 
@@ -56,8 +59,9 @@ class BudgetedDecoder {
   int64_t batch_, kv_heads_;
   std::vector<LayerCache> caches_;  // per layer, the batch's KV heads side by side: [N * Hkv, ...]
   AttentionFn attention_;
-  int64_t length_ = 0, chunk_ = -1, chunk_start_ = 0, peak_ = 0;  // chunk_ -1: the initial chunk
-  std::vector<at::Tensor> slots_, positions_;  // per step: int64 [layers, N * Hkv, W]
+  bool record_drops_;
+  int64_t length_ = 0, chunk_ = -1, chunk_start_ = 0, peak_ = 0, steps_ = 0;  // chunk_ -1: the initial chunk
+  std::vector<at::Tensor> slots_, positions_;  // per step: int32 [layers, N * Hkv, W]
 };
 
 }  // namespace foresight

@@ -144,7 +144,7 @@ std::vector<Generation> generate(const Transformer& model, const std::vector<int
       raw.push_back(d.drops.get());
       deciders.push_back(std::move(d));
     }
-    decoder = std::make_unique<BudgetedDecoder>(model, eviction->schedule, raw);
+    decoder = std::make_unique<BudgetedDecoder>(model, eviction->schedule, raw, options.record_drops);
   } else {
     const auto capacity = static_cast<int64_t>(prompt.size()) + options.max_new_tokens;
     full = std::make_unique<KVCache>(c, capacity, model.options(), n);
@@ -184,7 +184,7 @@ std::vector<Generation> generate(const Transformer& model, const std::vector<int
     if (live == 0) break;
     logits = feed(at::tensor(at::ArrayRef<int64_t>(next), at::kLong).unsqueeze(1));
   }
-  if (decoder) {
+  if (decoder && options.record_drops) {
     const at::Tensor positions = decoder->drop_positions();  // [n, layers, steps, Hkv, W]
     for (int64_t k = 0; k < n; ++k) {
       Generation& g = out[static_cast<std::size_t>(k)];

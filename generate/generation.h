@@ -25,6 +25,7 @@ struct GenerationOptions {
   std::vector<int64_t> stop_ids;    // a sample ends on (and keeps) the first of these it draws
   int64_t num_samples = 1;          // decoded together as one batch
   uint64_t seed = 0;                // sample k of prompt p draws from its own generator (seed, p, k)
+  bool record_drops = false;        // fill Generation::drop_positions (memory grows with the steps)
 };
 
 // Decoding under a budget: the schedule and the policy that picks the drops.
@@ -42,7 +43,7 @@ struct Generation {
   bool stopped = false;          // ended on a stop id (else it reached max_new_tokens)
   int64_t evictions = 0;         // eviction steps run while it was generating (each drops W per layer and head)
   int64_t peak_entries = 0;      // most entries any layer's cache held per KV head (full cache: its length)
-  // Per eviction step: int32 [layers, Hkv, W] absolute positions dropped; empty for the full cache.
+  // With record_drops, per eviction step: int32 [layers, Hkv, W] absolute positions dropped.
   std::vector<at::Tensor> drop_positions;
 };
 

@@ -9,8 +9,8 @@ namespace foresight {
 KVCache::KVCache(const ModelConfig& config, int64_t capacity, const at::TensorOptions& options, int64_t batch)
     : lengths_(static_cast<std::size_t>(config.num_layers), 0) {
   for (int64_t l = 0; l < config.num_layers; ++l) {
-    keys_.push_back(at::empty({batch, capacity, config.num_kv_heads, config.head_dim}, options));
-    values_.push_back(at::empty({batch, capacity, config.num_kv_heads, config.head_dim}, options));
+    keys_.push_back(at::empty({batch, config.num_kv_heads, capacity, config.head_dim}, options));
+    values_.push_back(at::empty({batch, config.num_kv_heads, capacity, config.head_dim}, options));
   }
 }
 
@@ -25,11 +25,13 @@ at::Tensor KVCache::attend(int64_t layer, const LayerQKV& qkv) {
                 std::to_string(batched(qkv.k).size(0)));
   }
   const int64_t t = qkv.k.size(-3);
-  if (len + t > keys.size(1)) throw Error("KV cache capacity " + std::to_string(keys.size(1)) + " exceeded");
-  keys.slice(1, len, len + t).copy_(batched(qkv.k));
-  values.slice(1, len, len + t).copy_(batched(qkv.v));
+  if (len + t > keys.size(2)) throw Error("KV cache capacity " + std::to_string(keys.size(2)) + " exceeded");
+  keys.slice(2, len, len + t).copy_(batched(qkv.k).transpose(1, 2));
+  values.slice(2, len, len + t).copy_(batched(qkv.v).transpose(1, 2));
   len += t;
-  const at::Tensor out = causal_attention(batched(qkv.q), keys.slice(1, 0, len), values.slice(1, 0, len));
+  // causal_attention takes [N, S, Hkv, d]; the transposed views hand SDPA its [N, Hkv, S, d] prefix.
+  const at::Tensor out = causal_attention(batched(qkv.q), keys.slice(2, 0, len).transpose(1, 2),
+                                          values.slice(2, 0, len).transpose(1, 2));
   return single ? out.squeeze(0) : out;
 }
 

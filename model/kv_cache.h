@@ -22,7 +22,7 @@ class KVCache {
   int64_t length() const { return lengths_.empty() ? 0 : lengths_.front(); }
 
  private:
-  std::vector<at::Tensor> keys_;    // [N, capacity, Hkv, d] each
+  std::vector<at::Tensor> keys_;    // [N, Hkv, capacity, d] each: a prefix is what SDPA reads, uncopied
   std::vector<at::Tensor> values_;
   std::vector<int64_t> lengths_;
 };

@@ -115,6 +115,7 @@ TEST(Generate, SamplesDecodeAsTheyWouldAloneAndKeepTheBudget) {
   options.sampling.temperature = 1.0;
   options.num_samples = 3;
   options.seed = 5;
+  options.record_drops = true;
   const EvictionOptions eviction{kSchedule, "random"};
   const std::vector<Generation> together = generate(model, prompt, 2, options, eviction);
   ASSERT_EQ(together.size(), 3u);

@@ -195,8 +195,9 @@ def test_full_cache_greedy_equals_transformers_generate(models, tmp_path, arch):
         assert stats["generated_tokens"] == n * len(traces) * NEW
         assert stats["seconds"] > 0 and stats["tokens_per_s"] == pytest.approx(
             stats["generated_tokens"] / stats["seconds"], rel=1e-3)
-    # The contract: the full cache's peak is prompt + generated (checked last, after the tokens).
-    assert all(peak == total for _, _, peak, total in peaks), f"(id, sample, peak, prompt + generated): {peaks}"
+    # The full cache's peak is prompt + generated - 1: the last token is sampled, never fed (checked
+    # last, after the tokens).
+    assert all(peak == total - 1 for _, _, peak, total in peaks), f"(id, sample, peak, prompt + generated): {peaks}"
 
 
 # -- StreamingLLM under a budget ----------------------------------------------------------------------
@@ -259,8 +260,8 @@ def test_every_policy_keeps_at_most_b_plus_w_entries(scored, tmp_path):
             assert B <= r["peak_cache_entries"] <= B + W, (policy, t["id"], r["peak_cache_entries"])
             assert r["evictions"] in (evictions_before(total - 2, B, W), evictions_before(total - 1, B, W)), (
                 policy, t["id"], r["evictions"])
-    # The full cache grows with the generation: its peak is prompt + generated (the contract).
-    assert [full[(t["id"], 0)]["peak_cache_entries"] for t in traces] == [len(t["input_ids"]) + n for t in traces]
+    # The full cache grows with the generation: prompt + generated - 1 (the last token is never fed).
+    assert [full[(t["id"], 0)]["peak_cache_entries"] for t in traces] == [len(t["input_ids"]) + n - 1 for t in traces]
 
 
 # -- sampling follows the seed ------------------------------------------------------------------------
