@@ -109,21 +109,27 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_torchrun_ranks_train_the_same_scorer_as_one_process(data, tmp_path):
+def test_two_torchrun_ranks_train_the_same_scorer_as_one_process(data, tmp_path, monkeypatch):
     args = ("per_step_traces=2", "learning_rate=1e-2", "warmup_steps=0", "save_every=100")
-    grpo(data, tmp_path / "one", 3, 4, *args)
+    # torchrun runs each rank single-threaded; so does the one process here, so that both compute
+    # the model's NLL with the same reduction order.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    # Two steps: the second already runs on weights the ranks updated together. The ranks sum their
+    # gradients in another order than one process does, so the weights after a step differ by ~3e-7;
+    # at a third step that can tip a sampled drop whose pool boundary is that close (it did on the
+    # traces of this fixture) and the runs part. Equality is a claim about the same arithmetic.
+    grpo(data, tmp_path / "one", 2, 4, *args)
     cmd = [str(TORCHRUN), "--no-python", "--nnodes=1", "--nproc-per-node=2", f"--master-port={free_port()}",
-           str(BIN / "foresight-train"), *map(str, grpo_args(data, tmp_path / "two", 3, 4, *args, "dist_timeout_s=60"))]
+           str(BIN / "foresight-train"), *map(str, grpo_args(data, tmp_path / "two", 2, 4, *args, "dist_timeout_s=60"))]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "on 2 rank(s)" in proc.stderr
     one, two = read_jsonl(tmp_path / "one" / "metrics.jsonl"), read_jsonl(tmp_path / "two" / "metrics.jsonl")
-    # The same rollouts, drawn on other ranks (torchrun runs each rank single-threaded, which moves
-    # the NLL in the last float bits).
+    # The same rollouts, drawn on other ranks.
     assert [r["reward"] for r in one] == pytest.approx([r["reward"] for r in two], rel=1e-6)
     wa, wb = scorer_weights(tmp_path / "one" / "final"), scorer_weights(tmp_path / "two" / "final")
     worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
-    print(f"largest weight difference, 2 ranks vs 1 process after 3 steps: {worst:.2e}")
+    print(f"largest weight difference, 2 ranks vs 1 process after 2 steps: {worst:.2e}")
     assert worst < 1e-5
     assert max(float(np.abs(wa[k] - scorer_weights(data[2])[k]).max()) for k in wa) > 1e-3  # and it did train
 
@@ -163,15 +169,19 @@ def test_learning_raises_the_reward_of_a_weak_scorer(data, tmp_path):
     """Four traces, all of them in every step, so the steps differ only by the policy and the
     sampling. Starting from the weak scorer (reward about -7.2 here; the demo's 100-step SFT scorer
     gets about -4 on such traces) the sampled rollouts' reward must rise by more than twice the
-    standard error of the two windows' means. beta is 0: the reference is the weak initial scorer."""
+    standard error of the two windows' means. beta is 0: the reference is the weak initial scorer.
+    The learning rate is 3e-3: at 1e-2 the reward rose by 1.4 within 6 steps, then fell back to
+    within noise of the first five steps' mean by step 20 (overshoot), which says nothing about
+    whether GRPO learns."""
     model, _, scorer = data
     _, golden = make_golden(tmp_path, "fixed", seed=0, traces=4)  # the same seed: the same model and fingerprint
     out = tmp_path / "out"
-    grpo((model, golden, scorer), out, 20, 4, "per_step_traces=4", "learning_rate=1e-2", "warmup_steps=0", "beta=0",
+    grpo((model, golden, scorer), out, 20, 4, "per_step_traces=4", "learning_rate=3e-3", "warmup_steps=0", "beta=0",
          "seed=0")
     rewards = np.array([r["reward"] for r in read_jsonl(out / "metrics.jsonl")])
     first, last = rewards[:5], rewards[-5:]
     noise = np.sqrt(first.var(ddof=1) / 5 + last.var(ddof=1) / 5)
+    print(f"rewards: {np.round(rewards, 3).tolist()}")
     print(f"seed 0: mean reward of steps 1-5 {first.mean():.3f}, of steps 16-20 {last.mean():.3f}, "
           f"standard error of the difference {noise:.3f}")
     assert last.mean() - first.mean() > 2 * noise
