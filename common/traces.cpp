@@ -10,24 +10,9 @@ namespace foresight {
 
 namespace {
 
-Trace parse_trace(const std::string& line, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception&) {
-    throw Error(where + ": not valid JSON");
-  }
-  if (!j.is_object()) throw Error(where + ": expected a JSON object");
+Trace parse_trace(const nlohmann::json& j, const std::string& id, const std::string& where) {
   Trace t;
-  const auto id = j.find("id");
-  if (id == j.end()) throw Error(where + ": missing key \"id\"");
-  if (id->is_string()) {
-    t.id = id->get<std::string>();
-  } else if (id->is_number_integer()) {
-    t.id = std::to_string(id->get<int64_t>());
-  } else {
-    throw Error(where + ": \"id\" must be a string or an integer");
-  }
+  t.id = id;
   const auto ids = j.find("input_ids");
   if (ids == j.end() || !ids->is_array()) {
     throw Error(where + ": \"input_ids\" must be an array of integers");
@@ -51,19 +36,43 @@ Trace parse_trace(const std::string& line, const std::string& where) {
 
 }  // namespace
 
-std::vector<Trace> read_traces(const std::string& path) {
+void read_id_records(const std::string& path, const std::string& kind,
+                     const std::function<void(const nlohmann::json&, const std::string&, const std::string&)>& parse) {
   std::ifstream in(path);
-  if (!in) throw Error("cannot open trace file " + path);
-  std::vector<Trace> traces;
+  if (!in) throw Error("cannot open " + kind + " file " + path);
   std::set<std::string> seen;
   std::string line;
   for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(line_no);
-    Trace t = parse_trace(line, where);
-    if (!seen.insert(t.id).second) throw Error(where + ": trace id \"" + t.id + "\" repeats");
-    traces.push_back(std::move(t));
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(where + ": not valid JSON");
+    }
+    if (!j.is_object()) throw Error(where + ": expected a JSON object");
+    const auto id = j.find("id");
+    if (id == j.end()) throw Error(where + ": missing key \"id\"");
+    std::string text;
+    if (id->is_string()) {
+      text = id->get<std::string>();
+    } else if (id->is_number_integer()) {
+      text = std::to_string(id->get<int64_t>());
+    } else {
+      throw Error(where + ": \"id\" must be a string or an integer");
+    }
+    if (!seen.insert(text).second) throw Error(where + ": " + kind + " id \"" + text + "\" repeats");
+    parse(j, text, where);
   }
+  if (in.bad()) throw Error("cannot read " + kind + " file " + path);
+}
+
+std::vector<Trace> read_traces(const std::string& path) {
+  std::vector<Trace> traces;
+  read_id_records(path, "trace", [&](const nlohmann::json& j, const std::string& id, const std::string& where) {
+    traces.push_back(parse_trace(j, id, where));
+  });
   return traces;
 }
 

@@ -1,10 +1,9 @@
 #include "eval/problems.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "common/error.h"
+#include "common/traces.h"
 
 namespace foresight {
 
@@ -32,24 +31,9 @@ std::vector<int64_t> token_list(const nlohmann::json& j, const char* key, bool r
   return ids;
 }
 
-Problem parse_problem(const std::string& line, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception&) {
-    throw Error(where + ": not valid JSON");
-  }
-  if (!j.is_object()) throw Error(where + ": expected a JSON object");
+Problem parse_problem(const nlohmann::json& j, const std::string& id, const std::string& where) {
   Problem p;
-  const auto id = j.find("id");
-  if (id == j.end()) throw Error(where + ": missing key \"id\"");
-  if (id->is_string()) {
-    p.id = id->get<std::string>();
-  } else if (id->is_number_integer()) {
-    p.id = std::to_string(id->get<int64_t>());
-  } else {
-    throw Error(where + ": \"id\" must be a string or an integer");
-  }
+  p.id = id;
   p.input_ids = token_list(j, "input_ids", true, where);
   p.answer_ids = token_list(j, "answer_ids", true, where);
   p.answer_prefix_ids = token_list(j, "answer_prefix_ids", false, where);
@@ -59,19 +43,10 @@ Problem parse_problem(const std::string& line, const std::string& where) {
 }  // namespace
 
 std::vector<Problem> read_problems(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot open problems file " + path);
   std::vector<Problem> problems;
-  std::set<std::string> seen;
-  std::string line;
-  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(line_no);
-    Problem p = parse_problem(line, where);
-    if (!seen.insert(p.id).second) throw Error(where + ": problem id \"" + p.id + "\" repeats");
-    problems.push_back(std::move(p));
-  }
-  if (in.bad()) throw Error("cannot read problems file " + path);
+  read_id_records(path, "problem", [&](const nlohmann::json& j, const std::string& id, const std::string& where) {
+    problems.push_back(parse_problem(j, id, where));
+  });
   if (problems.empty()) throw Error(path + " holds no problems");
   return problems;
 }
