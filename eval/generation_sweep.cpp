@@ -96,10 +96,10 @@ struct Tally {
 nlohmann::json metrics_json(const Cell& c, const Tally& t, double seconds) {
   const auto per_sample = [&](int64_t total) { return static_cast<double>(total) / static_cast<double>(t.samples); };
   return {{"policy", c.policy},
-          {"budget", c.eviction ? nlohmann::json(c.eviction->schedule.budget) : nlohmann::json(nullptr)},
-          {"interval", c.eviction ? nlohmann::json(c.eviction->schedule.interval) : nlohmann::json(nullptr)},
+          {"B", c.eviction ? nlohmann::json(c.eviction->schedule.budget) : nlohmann::json(nullptr)},
+          {"W", c.eviction ? nlohmann::json(c.eviction->schedule.interval) : nlohmann::json(nullptr)},
           {"accuracy", t.accuracy()},
-          {"accuracy_se", t.accuracy_se()},
+          {"stderr", t.accuracy_se()},
           {"mean_length", per_sample(t.new_tokens)},
           {"mean_evictions", per_sample(t.evictions)},
           {"peak_cache_entries", t.peak_entries},
@@ -150,7 +150,7 @@ nlohmann::json run_cell(const Transformer& model, const Cell& c, const Task& t, 
 std::string table_cell(const nlohmann::json& r) {
   char text[96];
   std::snprintf(text, sizeof text, "%.3f ± %.3f (len %.1f, ev %.1f)", r.at("accuracy").get<double>(),
-                r.at("accuracy_se").get<double>(), r.at("mean_length").get<double>(),
+                r.at("stderr").get<double>(), r.at("mean_length").get<double>(),
                 r.at("mean_evictions").get<double>());
   return text;
 }
@@ -178,7 +178,7 @@ void print_table(const GenerationEvalConfig& cfg, const std::vector<Cell>& cells
 }
 
 // results.csv's columns, in order.
-const std::vector<std::string> kColumns = {"policy", "budget", "interval", "accuracy", "accuracy_se", "mean_length",
+const std::vector<std::string> kColumns = {"policy", "B", "W", "accuracy", "stderr", "mean_length",
                                            "mean_evictions", "peak_cache_entries", "stopped_fraction", "problems",
                                            "samples", "seconds"};
 

@@ -2,7 +2,8 @@
 """Plots a `foresight-eval` sweep: one PNG per metric, the metric against the budget B, one line
 per policy (the learned ones drawn thicker). Reads OUTPUT_DIR/results.json, writes
 OUTPUT_DIR/plots/<metric>.png. A generation-mode sweep gets plots/accuracy.png (with standard
-error bars, the full cache as a horizontal line in its standard-error band) and plots/mean_length.png.
+error bars, the full cache as a horizontal line in its standard-error band) and plots/mean_length.png;
+its rows name the budget `B` and the interval `W`, the teacher-forced sweep's `budget` and `interval`.
 
     python eval/plot_results.py build/demo/eval
 """
@@ -22,9 +23,17 @@ METRICS = {
     "golden_overlap": "golden overlap (teacher-forced)",
 }
 GENERATION_METRICS = {
-    "accuracy": "accuracy (pass@1 over samples, ± s.e.)",
+    "accuracy": "accuracy (pass@1 over samples, ± s.e.)",  # its standard error is the column `stderr`
     "mean_length": "mean generated length (tokens)",
 }
+
+
+def budget(row):
+    return row["B"] if "B" in row else row["budget"]
+
+
+def error(row, metric):
+    return row.get("stderr", 0) if metric == "accuracy" else row.get(f"{metric}_se", 0)
 
 
 def main():
@@ -41,12 +50,12 @@ def main():
         for i, policy in enumerate(dict.fromkeys(r["policy"] for r in rows)):
             mine = [r for r in rows if r["policy"] == policy and r[metric] is not None]
             width = 2.5 if policy.startswith("foresight") else 1.2
-            if mine and mine[0]["budget"] is None:  # the full cache: the level to reach, ± s.e. as a band
-                value, error = mine[0][metric], mine[0].get(f"{metric}_se", 0)
+            if mine and budget(mine[0]) is None:  # the full cache: the level to reach, ± s.e. as a band
+                value, se = mine[0][metric], error(mine[0], metric)
                 ax.axhline(value, color="black", linestyle="--", linewidth=width, label=f"{policy} cache")
-                ax.axhspan(value - error, value + error, color="black", alpha=0.08)
+                ax.axhspan(value - se, value + se, color="black", alpha=0.08)
                 continue
-            points = sorted((r["budget"], r[metric], r.get(f"{metric}_se", 0)) for r in mine)
+            points = sorted((budget(r), r[metric], error(r, metric)) for r in mine)
             if points:
                 budgets, values, errors = zip(*points)
                 ax.errorbar(budgets, values, yerr=errors, marker="o", capsize=3, label=policy, linewidth=width,

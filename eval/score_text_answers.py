@@ -110,7 +110,7 @@ def score_file(path, answers, tokenizer):
     if not records:
         sys.exit(f"error: {path} holds no generations")
     mean, se = accuracy([sum(s) / len(s) for s in shares.values()])
-    return {"generations": str(path), "accuracy": mean, "accuracy_se": se, "problems": len(shares),
+    return {"generations": str(path), "accuracy": mean, "stderr": se, "problems": len(shares),
             "samples": len(records), "answered": sum(r["extracted"] is not None for r in records), "records": records}
 
 
@@ -128,7 +128,7 @@ def main():
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     scores = [score_file(path, answers, tokenizer) for path in args.generations]
     for s in scores:
-        print(f"{s['generations']}: accuracy {s['accuracy']:.3f} ± {s['accuracy_se']:.3f} over {s['problems']} "
+        print(f"{s['generations']}: accuracy {s['accuracy']:.3f} ± {s['stderr']:.3f} over {s['problems']} "
               f"problems, {s['samples']} samples ({s['answered']} with a boxed answer)")
     if args.out:
         tmp = args.out.with_name(args.out.name + ".tmp")

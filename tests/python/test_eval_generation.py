@@ -80,7 +80,7 @@ def check_cell(out, row, spec, stops, samples, max_new_tokens):
     """A cell's generations.jsonl against its problems, and its result row recomputed from them:
     pass@1 averaged over samples (per problem, the share of correct samples; then the mean over
     problems), its standard error over problems, and the per-sample means."""
-    folder = "full" if row["budget"] is None else f"B{row['budget']}_W{row['interval']}"
+    folder = "full" if row["B"] is None else f"B{row['B']}_W{row['W']}"
     records = read_jsonl(out / "runs" / row["policy"] / folder / "generations.jsonl")
     assert [(r["id"], r["sample"]) for r in records] == [(i, k) for i in spec for k in range(samples)]
     shares = {}
@@ -92,16 +92,16 @@ def check_cell(out, row, spec, stops, samples, max_new_tokens):
         correct = final_answer(new, p.get("answer_prefix_ids"), stops) == p["answer_ids"]
         assert r["correct"] == correct
         shares.setdefault(r["id"], []).append(float(correct))
-        if row["budget"] is None:
+        if row["B"] is None:
             assert r["evictions"] == 0
         else:
-            assert r["peak_cache_entries"] <= row["budget"] + row["interval"]
+            assert r["peak_cache_entries"] <= row["B"] + row["W"]
     per_problem = [sum(s) / len(s) for s in shares.values()]
     n, total = len(per_problem), len(records)
     mean = sum(per_problem) / n
     assert row["accuracy"] == pytest.approx(mean)
     se = math.sqrt(sum((a - mean) ** 2 for a in per_problem) / (n - 1) / n) if n > 1 else 0
-    assert row["accuracy_se"] == pytest.approx(se)
+    assert row["stderr"] == pytest.approx(se)
     assert row["mean_length"] == pytest.approx(sum(len(r["input_ids"]) - r["prompt_len"] for r in records) / total)
     assert row["mean_evictions"] == pytest.approx(sum(r["evictions"] for r in records) / total)
     assert row["stopped_fraction"] == pytest.approx(sum(r["stopped"] for r in records) / total)
@@ -113,7 +113,7 @@ def test_outputs_and_metrics_match_an_independent_computation(sweep):
     model, problems, out, proc, stop, cut, right = sweep
     rows = json.loads((out / "results.json").read_text())
     cells = [("full", None)] + [(p, b) for p in ["streaming_llm", "h2o"] for b in BUDGETS]
-    assert [(r["policy"], r["budget"]) for r in rows] == cells
+    assert [(r["policy"], r["B"]) for r in rows] == cells
     with open(out / "results.csv") as f:
         assert [r["policy"] for r in csv.DictReader(f)] == [p for p, _ in cells]
     spec = {p["id"]: p for p in read_jsonl(problems)}
@@ -125,7 +125,7 @@ def test_outputs_and_metrics_match_an_independent_computation(sweep):
     assert [r["correct"] for r in read_jsonl(out / "runs" / "full" / "full" / "generations.jsonl")] == right
     assert rows[0]["accuracy"] == 0.5
     # A prompt of 12-18 tokens outgrows B + W = 12: the smaller budget evicts.
-    assert all(r["mean_evictions"] > 0 for r in rows if r["budget"] == BUDGETS[0])
+    assert all(r["mean_evictions"] > 0 for r in rows if r["B"] == BUDGETS[0])
     assert "| policy | B 8 / W 4 | B 16 / W 4 |" in proc.stdout
     assert sum(line.startswith("| ") for line in proc.stdout.splitlines()) == 1 + 3  # header + full + 2 policies
     assert "| full | 0.500 ± 0.289" in proc.stdout

@@ -94,7 +94,7 @@ def test_command_scores_each_file(tokenizer_dir, tmp_path):
     mean, se = 0.5, ((0.25 + 0 + 0.25) / 2) ** 0.5 / 3 ** 0.5
     assert f"accuracy {mean:.3f} ± {se:.3f} over 3 problems, 6 samples (4 with a boxed answer)" in proc.stdout
     (scores,) = json.loads(out.read_text())
-    assert scores["accuracy"] == pytest.approx(mean) and scores["accuracy_se"] == pytest.approx(se)
+    assert scores["accuracy"] == pytest.approx(mean) and scores["stderr"] == pytest.approx(se)
     assert [r["correct"] for r in scores["records"]] == [True, True, True, False, False, False]
     assert scores["records"][2]["extracted"] == " 42 "
 
