@@ -15,10 +15,12 @@ ends the thinking, so greedy decoding stops.
 
 Problems come from two seed streams, `train` and `heldout`; a training problem whose facts equal a
 held-out problem's is skipped (`is_heldout`), so the evaluation problems are never trained on.
+Held-out problems 0..63 are the validation set (the choices in README.md were made on them, and
+the training script's accuracy log uses them); the reported evaluation starts at 64 (VALIDATION).
 
 Command line (writes JSONL for foresight-model generate and foresight-eval):
     task.py prompts  --split train   --count 256 --out prompts.jsonl     # traces are sampled from these
-    task.py problems --split heldout --count 128 --out problems.jsonl    # foresight-eval generation mode
+    task.py problems --split heldout --start 64 --count 256 --out problems.jsonl  # foresight-eval generation mode
     task.py vocab --out vocab.json                                       # the token names
 """
 import argparse
@@ -37,7 +39,8 @@ SUCCESSORS = 4
 
 FACTS = 8                        # P of the evaluation problems
 EVAL_LINES = (40, 56)            # S of the evaluation problems and the traces: 278..374 tokens
-HELDOUT_POOL = 2048              # held-out problems excluded from training (the evaluation uses a prefix)
+HELDOUT_POOL = 2048              # held-out problems excluded from training
+VALIDATION = 64                  # held-out problems 0..63 validate choices; evaluation starts here
 
 
 def _successor_table():
@@ -140,6 +143,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["prompts", "problems", "vocab"])
     p.add_argument("--split", choices=["train", "heldout"], default="heldout")
+    p.add_argument("--start", type=int, default=0, help="first problem index (held-out: %d skips the validation set)" % VALIDATION)
     p.add_argument("--count", type=int, default=128)
     p.add_argument("--out", required=True)
     a = p.parse_args()
@@ -150,10 +154,12 @@ def main():
         return
     if a.what == "problems" and a.split == "train":
         p.error("problems are for evaluation: use --split heldout")
-    if a.split == "heldout" and a.count > HELDOUT_POOL:
-        p.error(f"--count: at most {HELDOUT_POOL} held-out problems exist")
+    if a.start < 0 or a.count < 1:
+        p.error("--start must be >= 0 and --count >= 1")
+    if a.split == "heldout" and a.start + a.count > HELDOUT_POOL:
+        p.error(f"--start + --count: at most {HELDOUT_POOL} held-out problems exist")
     with open(a.out, "w") as f:
-        for i in range(a.count):
+        for i in range(a.start, a.start + a.count):
             keys, values, lines = heldout_problem(i) if a.split == "heldout" else train_problem(i)
             record = {"id": f"{a.split}-{i}", "input_ids": prompt_ids(keys, values, lines)}
             if a.what == "problems":

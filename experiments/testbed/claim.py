@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""The paper's headline checked on two generation-mode sweeps of foresight-eval: the learned scorer
+at B/2 against the best heuristic at B, and SFT+GRPO against SFT.
+
+    claim.py GRPO_SWEEP_DIR [SFT_SWEEP_DIR]
+
+GRPO_SWEEP_DIR holds the full cache, the heuristics and the SFT+GRPO scorer (`foresight`,
+`foresight_sampled`); SFT_SWEEP_DIR, when given, the SFT scorer's rows under the same names.
+Prints one table (accuracy ± standard error, policies by budget) and, for every B whose half was
+also swept, whether the headline holds. Exits 0 either way: it reports, it does not judge.
+"""
+import argparse
+import json
+import pathlib
+
+LEARNED = ("foresight", "foresight_sampled")
+
+
+def load(folder, suffix=""):
+    rows = json.loads((pathlib.Path(folder) / "results.json").read_text())
+    return {(r["policy"] + (suffix if r["policy"] in LEARNED else ""), r["B"]): r for r in rows}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("grpo_sweep")
+    p.add_argument("sft_sweep", nargs="?")
+    a = p.parse_args()
+    cells = load(a.grpo_sweep)
+    if a.sft_sweep:
+        cells |= {k: v for k, v in load(a.sft_sweep, " (SFT)").items() if k[0] != "full"}
+    budgets = sorted({b for _, b in cells if b is not None})
+    policies = list(dict.fromkeys(p for p, _ in cells))
+    full = cells.get(("full", None))
+    print(f"{'policy':<26}" + "".join(f"{'B ' + str(b):>16}" for b in budgets))
+    for policy in policies:
+        if policy == "full":
+            continue
+        line = "".join(f"{cells[policy, b]['accuracy']:>9.3f} ± {cells[policy, b]['stderr']:.3f}"
+                       if (policy, b) in cells else f"{'':>16}" for b in budgets)
+        print(f"{policy:<26}{line}")
+    if full:
+        print(f"{'full cache':<26}{full['accuracy']:>9.3f} ± {full['stderr']:.3f} (every budget)")
+    heuristics = [p for p in policies if p != "full" and not p.startswith(LEARNED)]
+    for b in budgets:
+        if b % 2 or b // 2 not in budgets or not heuristics:
+            continue
+        best = max(heuristics, key=lambda p: cells[p, b]["accuracy"] if (p, b) in cells else -1)
+        for learned in (p for p in policies if p.startswith(LEARNED) and (p, b // 2) in cells):
+            mine, theirs = cells[learned, b // 2], cells[best, b]
+            verdict = ("uninformative (both fail)" if mine["accuracy"] == theirs["accuracy"] == 0
+                       else "holds" if mine["accuracy"] >= theirs["accuracy"] else "does not hold")
+            print(f"claim at B {b}: {learned} at B {b // 2} {mine['accuracy']:.3f} ± {mine['stderr']:.3f} vs the best "
+                  f"heuristic at B {b}, {best}, {theirs['accuracy']:.3f} ± {theirs['stderr']:.3f}: {verdict}")
+    if a.sft_sweep:
+        for policy in LEARNED:
+            pairs = [(cells[policy, b]["accuracy"], cells[policy + " (SFT)", b]["accuracy"]) for b in budgets
+                     if (policy, b) in cells and (policy + " (SFT)", b) in cells]
+            if pairs:
+                wins = sum(g >= s for g, s in pairs)
+                print(f"SFT+GRPO >= SFT for {policy} at {wins} of {len(pairs)} budgets "
+                      f"(mean accuracy {sum(g for g, _ in pairs) / len(pairs):.3f} vs {sum(s for _, s in pairs) / len(pairs):.3f})")
+
+
+if __name__ == "__main__":
+    main()
