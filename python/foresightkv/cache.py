@@ -34,7 +34,8 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 
 from .export import ARCHITECTURES, ExportError, Scorer, check_schedule
 
-POLICIES = ("foresight", "streaming_llm", "h2o")
+POLICIES = ("foresight", "foresight_sampled", "streaming_llm", "h2o")
+_MASK64 = (1 << 64) - 1
 
 
 def _chunk_statistics(probs: torch.Tensor) -> list[torch.Tensor]:
@@ -53,6 +54,26 @@ def top_w(scores: torch.Tensor, w: int) -> torch.Tensor:
     """The w highest scores per row (ties to the lower slot), ascending slots (kernels/drop_selection.cpp)."""
     order = scores.sort(dim=-1, descending=True, stable=True).indices
     return order[:, :w].sort(dim=-1).values
+
+
+def sample_w(scores: torch.Tensor, w: int, generator: torch.Generator) -> torch.Tensor:
+    """DESIGN.md §6's sampled rule: softmax over the 2w highest scores, w drawn without replacement,
+    ascending slots; on the CPU from a CPU generator, as kernels/drop_selection.cpp's sample_drops."""
+    pool = min(2 * w, scores.shape[-1])
+    top_scores, top_slots = scores.detach().to("cpu", torch.float).topk(pool, -1)
+    picks = torch.multinomial(torch.softmax(top_scores, -1), w, replacement=False, generator=generator)
+    return top_slots.gather(-1, picks).sort(-1).values.to(scores.device)
+
+
+def stream_seed(seed: int, prompt: int, sample: int, purpose: int) -> int:
+    """generate/generation.cpp's splitmix64 stream of (seed, prompt, sample, purpose); purpose 2 seeds
+    the drops of foresight_sampled, so that the package draws what `foresight-model generate` draws."""
+    def mix(x):
+        x = (x + 0x9E3779B97F4A7C15) & _MASK64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return x ^ (x >> 31)
+    return mix(mix(mix(mix(seed & _MASK64) ^ prompt) ^ sample) ^ purpose)
 
 
 class ForesightLayer(CacheLayerMixin):
@@ -200,14 +221,16 @@ class ForesightLayer(CacheLayerMixin):
 class ForesightCache(Cache):
     """A budgeted KV cache for `model.generate(..., past_key_values=cache)`, batch size 1.
 
-    policy: "foresight" (the exported scorer, greedy top-W), "streaming_llm" (`sinks` first tokens and
-    the most recent) or "h2o" (accumulated attention). budget/interval default to the scorer's
-    manifest. With record_drops, `drop_positions()` gives every step's dropped absolute positions.
+    policy: "foresight" (the exported scorer, greedy top-W: the inference rule), "foresight_sampled"
+    (W drawn from the softmax over the top 2W scores, from a CPU generator seeded with `seed`),
+    "streaming_llm" (`sinks` first tokens and the most recent) or "h2o" (accumulated attention).
+    budget/interval default to the scorer's manifest. With record_drops, `drop_positions()` gives
+    every step's dropped absolute positions.
     """
 
     def __init__(self, model, policy: str = "foresight", scorer: Optional[Scorer] = None,
                  budget: Optional[int] = None, interval: Optional[int] = None, sinks: int = 4,
-                 record_drops: bool = False):
+                 record_drops: bool = False, seed: int = 0):
         config = model.config
         if config.model_type not in ARCHITECTURES:
             raise ValueError(f"foresightkv: architecture {config.model_type!r} is not supported "
@@ -216,12 +239,13 @@ class ForesightCache(Cache):
             raise ValueError("foresightkv: sliding-window attention layers are not supported")
         if policy not in POLICIES:
             raise ValueError(f"foresightkv: policy {policy!r} is unknown, expected one of {', '.join(POLICIES)}")
-        if policy == "foresight":
+        if policy.startswith("foresight"):
             if scorer is None:
-                raise ValueError("foresightkv: policy foresight needs a scorer (foresightkv.load_scorer(DIR, MODEL_DIR))")
+                raise ValueError(f"foresightkv: policy {policy} needs a scorer (foresightkv.load_scorer(DIR, MODEL_DIR))")
             budget = scorer.budget if budget is None else budget
             interval = scorer.interval if interval is None else interval
             self._check_layout(model, scorer)
+            scorer.to(model.device)
         if budget is None or interval is None:
             raise ValueError(f"foresightkv: policy {policy} needs budget and interval")
         check_schedule(budget, interval)
@@ -231,6 +255,7 @@ class ForesightCache(Cache):
         self.policy, self.scorer, self.sinks = policy, scorer, sinks
         self.budget, self.interval, self.record_drops = budget, interval, record_drops
         self.peak = 0
+        self.generator = torch.Generator().manual_seed(seed) if policy == "foresight_sampled" else None
         self._drops: list[list[torch.Tensor]] = []  # per step, per layer: int64 [kv, W] positions
         attention = [layer.self_attn for layer in model.model.layers]
         super().__init__(layers=[ForesightLayer(self, i) for i in range(len(attention))])
@@ -329,7 +354,7 @@ class ForesightCache(Cache):
                                    s32 if recency else sm, cum, cum_decay], 2)  # [kv, B, 8, G]: statistic-major
             features = torch.cat([keys.float(), values.float(), stacked.flatten(2)], -1)
             scores = self.scorer.score(layer, features)
-        return top_w(scores, self.interval)
+        return sample_w(scores, self.interval, self.generator) if self.generator else top_w(scores, self.interval)
 
 
 def _query_hook(cache_ref, index: int):

@@ -53,11 +53,20 @@ def read_prompts(path: str) -> list[tuple[str, list[int]]]:
 def default_stop_ids(model_dir: str, config: dict) -> list[int]:
     """generation_config.json's eos_token_id when that file exists, else config.json's (generate/generation.cpp)."""
     path = pathlib.Path(model_dir) / "generation_config.json"
-    source = json.loads(path.read_text()) if path.exists() else config
-    eos = source.get("eos_token_id")
+    if not path.exists():
+        eos = config.get("eos_token_id")
+    else:
+        try:
+            eos = json.loads(path.read_text()).get("eos_token_id")
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise UsageError(f"{path} is not a valid JSON object: {e}") from None
     if eos is None:
         return []
-    return [eos] if isinstance(eos, int) else list(eos)
+    if isinstance(eos, int) and not isinstance(eos, bool):
+        return [eos]
+    if isinstance(eos, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in eos):
+        return eos
+    raise UsageError(f"{path}: eos_token_id is {json.dumps(eos)}, expected an integer or a list of integers")
 
 
 def parse_stop_ids(text: str) -> list[int]:
@@ -73,7 +82,7 @@ def cmd_generate(a) -> None:
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from .cache import ForesightCache, generate
+    from .cache import ForesightCache, generate, stream_seed
     from .export import load_scorer
 
     if a.max_new_tokens < 1:
@@ -88,12 +97,12 @@ def cmd_generate(a) -> None:
     if not (pathlib.Path(a.model) / "config.json").is_file():
         raise UsageError(f"--model {a.model}: config.json is missing (expected a HF checkpoint directory)")
     scorer = None
-    if a.policy == "foresight":
+    if a.policy.startswith("foresight"):
         if not a.scorer:
-            raise UsageError("policy foresight needs a trained scorer: --scorer DIR (a foresight-export directory)")
+            raise UsageError(f"policy {a.policy} needs a trained scorer: --scorer DIR (a foresight-export directory)")
         scorer = load_scorer(a.scorer, a.model)
     elif a.scorer:
-        raise UsageError(f"--scorer is for --policy foresight, not {a.policy}")
+        raise UsageError(f"--scorer is for --policy foresight or foresight_sampled, not {a.policy}")
     budget = a.budget if a.budget is not None else (scorer.budget if scorer else None)
     interval = a.interval if a.interval is not None else (scorer.interval if scorer else None)
     if budget is None or interval is None:
@@ -129,9 +138,9 @@ def cmd_generate(a) -> None:
     records, generated, t0 = [], 0, time.perf_counter()
     for index, (pid, ids) in enumerate(prompts):
         for k in range(a.num_samples):
-            torch.manual_seed(a.seed * 1_000_003 + index * 1009 + k)
+            torch.manual_seed(stream_seed(a.seed, index, k, 1))  # tokens (temperature > 0): not the C++ draws
             cache = ForesightCache(model, a.policy, scorer, budget, interval, sinks=a.sinks,
-                                   record_drops=a.record_drops)
+                                   record_drops=a.record_drops, seed=stream_seed(a.seed, index, k, 2))
             try:
                 with torch.inference_mode():
                     seq = generate(model, ids, cache, generation_config=gen)[0].tolist()
@@ -176,9 +185,11 @@ def main(argv=None) -> int:
     g.add_argument("--temperature", type=float, default=0.0, help="0: greedy (the default)")
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--seed", type=int, default=0, help="sampling seed (temperature > 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed of sampled drops (foresight_sampled) and tokens")
     g.add_argument("--num-samples", type=int, default=1, help="continuations per prompt, decoded one after another")
-    g.add_argument("--policy", choices=["foresight", "streaming_llm", "h2o"], default="foresight")
+    g.add_argument("--policy", choices=["foresight", "foresight_sampled", "streaming_llm", "h2o"], default="foresight",
+                   help="foresight: greedy top-W of the scorer; foresight_sampled: W drawn from the top 2W (seeded "
+                        "per prompt and sample as foresight-model generate seeds them)")
     g.add_argument("--budget", type=int, help="B (default: the scorer's manifest)")
     g.add_argument("--interval", type=int, help="W (default: the scorer's manifest); B must be a multiple of W")
     g.add_argument("--sinks", type=int, default=4, help="streaming_llm: first tokens always kept")

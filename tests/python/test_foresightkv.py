@@ -91,11 +91,11 @@ def greedy(max_new_tokens):
                             bos_token_id=None)
 
 
-def cpp_generate(model_dir, prompts_path, out, policy, scorer_checkpoint=None, new=NEW):
-    extra = ["--scorer", scorer_checkpoint] if scorer_checkpoint else []
+def cpp_generate(model_dir, prompts_path, out, policy, scorer_checkpoint=None, new=NEW, extra=("--stop-ids", "none")):
+    extra = [*extra, "--scorer", scorer_checkpoint] if scorer_checkpoint else list(extra)
     run("foresight-model", "generate", "--model", model_dir, "--prompts", prompts_path, "--out", out,
         "--max-new-tokens", new, "--temperature", 0, "--policy", policy, "--budget", B, "--interval", W,
-        "--record-drops", "--stop-ids", "none", "--threads", 1, *extra)
+        "--record-drops", "--threads", 1, *extra)
     return {r["id"]: r for r in read_jsonl(out)}
 
 
@@ -142,6 +142,27 @@ def test_cli_writes_the_same_records_as_foresight_model_generate(trained, prompt
                         str(tmp_path / "py.jsonl"), "--max-new-tokens", "4", "--policy", "h2o", "--budget", "16",
                         "--interval", "4"]) == 1
     assert "exists: refusing to overwrite it" in capsys.readouterr().err
+
+
+def test_cli_sampled_drops_and_stop_ids_follow_foresight_model_generate(trained, prompts, tmp_path, capsys):
+    """foresight_sampled draws W of the top 2W from the same seeded CPU streams as the C++ runtime (per
+    prompt and sample), so its records are the same too; a stop id ends a sample and is kept."""
+    t = trained["llama"]
+    prompts_path, _ = prompts
+    first = cpp_generate(t["model"], prompts_path, tmp_path / "first.jsonl", "foresight", t["checkpoint"])
+    stop = first["p23"]["input_ids"][23 + 20]  # greedy decoding of p23 reaches it by its 21st new token
+    extra = ("--stop-ids", stop, "--num-samples", 2, "--seed", 7)
+    cpp_generate(t["model"], prompts_path, tmp_path / "cpp.jsonl", "foresight_sampled", t["checkpoint"], extra=extra)
+    assert fk_cli.main(["generate", "--model", str(t["model"]), "--scorer", str(t["export"]), "--prompts",
+                        str(prompts_path), "--out", str(tmp_path / "py.jsonl"), "--max-new-tokens", str(NEW),
+                        "--policy", "foresight_sampled", "--record-drops", "--threads", "1",
+                        *map(str, extra)]) == 0
+    cpp, py = read_jsonl(tmp_path / "cpp.jsonl"), read_jsonl(tmp_path / "py.jsonl")
+    assert len(py) == 2 * len(PROMPT_LENGTHS) and any(r["stopped"] for r in cpp)
+    for mine, theirs in zip(py, cpp):
+        assert mine == theirs, f"{theirs['id']} sample {theirs['sample']}"
+    assert (tmp_path / "py.jsonl").read_bytes() == (tmp_path / "cpp.jsonl").read_bytes()
+    capsys.readouterr()
 
 
 def test_cache_never_holds_more_than_b_plus_w_entries_in_a_long_generation(trained):
