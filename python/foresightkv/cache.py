@@ -257,7 +257,8 @@ class ForesightCache(Cache):
         self.peak = 0
         self.generator = torch.Generator().manual_seed(seed) if policy == "foresight_sampled" else None
         self._drops: list[list[torch.Tensor]] = []  # per step, per layer: int64 [kv, W] positions
-        attention = [layer.self_attn for layer in model.model.layers]
+        decoder = getattr(model, "model", model)  # a *ForCausalLM or its bare *Model
+        attention = [layer.self_attn for layer in decoder.layers]
         super().__init__(layers=[ForesightLayer(self, i) for i in range(len(attention))])
         self._hooks = [module.register_forward_pre_hook(_query_hook(weakref.ref(self), i), with_kwargs=True)
                        for i, module in enumerate(attention)]

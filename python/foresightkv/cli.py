@@ -80,7 +80,10 @@ def parse_stop_ids(text: str) -> list[int]:
 
 def cmd_generate(a) -> None:
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, GenerationConfig
+
+    transformers.logging.set_verbosity_error()  # stderr's last line stays the stats line, as foresight-model's
 
     from .cache import ForesightCache, generate, stream_seed
     from .export import load_scorer
@@ -96,13 +99,10 @@ def cmd_generate(a) -> None:
         raise UsageError(f"--out {a.out} exists: refusing to overwrite it")
     if not (pathlib.Path(a.model) / "config.json").is_file():
         raise UsageError(f"--model {a.model}: config.json is missing (expected a HF checkpoint directory)")
-    scorer = None
-    if a.policy.startswith("foresight"):
-        if not a.scorer:
-            raise UsageError(f"policy {a.policy} needs a trained scorer: --scorer DIR (a foresight-export directory)")
-        scorer = load_scorer(a.scorer, a.model)
-    elif a.scorer:
-        raise UsageError(f"--scorer is for --policy foresight or foresight_sampled, not {a.policy}")
+    if a.policy.startswith("foresight") and not a.scorer:
+        raise UsageError(f"policy {a.policy} needs a trained scorer: --scorer DIR (a foresight-export directory)")
+    # Checked whenever given, used by the foresight policies only (as foresight-model generate does).
+    scorer = load_scorer(a.scorer, a.model) if a.scorer else None
     budget = a.budget if a.budget is not None else (scorer.budget if scorer else None)
     interval = a.interval if a.interval is not None else (scorer.interval if scorer else None)
     if budget is None or interval is None:
@@ -139,7 +139,8 @@ def cmd_generate(a) -> None:
     for index, (pid, ids) in enumerate(prompts):
         for k in range(a.num_samples):
             torch.manual_seed(stream_seed(a.seed, index, k, 1))  # tokens (temperature > 0): not the C++ draws
-            cache = ForesightCache(model, a.policy, scorer, budget, interval, sinks=a.sinks,
+            cache = ForesightCache(model, a.policy, scorer if a.policy.startswith("foresight") else None,
+                                   budget, interval, sinks=a.sinks,
                                    record_drops=a.record_drops, seed=stream_seed(a.seed, index, k, 2))
             try:
                 with torch.inference_mode():
