@@ -42,24 +42,28 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def train_and_export(tmp, arch, features="recency"):
-    """A tiny checkpoint, golden traces of it (B 16, W 4), a 2-step SFT scorer and its native export."""
+def train_and_export(tmp, arch, budget=B, interval=W, new_tokens=50, features=("recency",)):
+    """A tiny checkpoint, golden traces of it (B, W), a 2-step SFT scorer per feature set and its native export."""
     flags, _ = ARCHS[arch]
     model = init_model(tmp / arch, arch, layers=2, hidden=64, intermediate=128, vocab=VOCAB, max_positions=2200,
                        init_std=0.2, seed=5, **flags)
     prompts = write_traces(tmp / f"{arch}-prompts.jsonl",
                            [{"id": f"t{i}", "input_ids": [i, (7 * i + 3) % VOCAB, 42]} for i in range(5)])
     run("foresight-model", "generate", "--model", model, "--prompts", prompts, "--out", tmp / f"{arch}-traces.jsonl",
-        "--max-new-tokens", 50, "--seed", 0, "--threads", 1)
+        "--max-new-tokens", new_tokens, "--seed", 0, "--threads", 1)
     golden = tmp / f"{arch}.h5"
     run("foresight-golden", "run", "--config", GOLDEN, f"model={model}", f"traces={tmp / f'{arch}-traces.jsonl'}",
-        f"output={golden}", f"budget={B}", f"interval={W}")
-    sft = tmp / f"{arch}-sft"
-    run("foresight-train", "sft", "--config", ROOT / "configs" / "sft" / "tiny.yaml", f"model={model}",
-        f"golden={golden}", f"output_dir={sft}", "max_steps=2")
-    export = tmp / f"{arch}-export"
-    run("foresight-export", "--checkpoint", sft / "final", "--out", export, "--model", model)
-    return {"model": model, "golden": golden, "checkpoint": sft / "final", "export": export}
+        f"output={golden}", f"budget={budget}", f"interval={interval}")
+    out = {"model": model, "golden": golden}
+    for feature_set in features:
+        sft = tmp / f"{arch}-sft-{feature_set}"
+        run("foresight-train", "sft", "--config", ROOT / "configs" / "sft" / "tiny.yaml", f"model={model}",
+            f"golden={golden}", f"output_dir={sft}", "max_steps=2", f"features={feature_set}")
+        export = tmp / f"{arch}-export-{feature_set}"
+        run("foresight-export", "--checkpoint", sft / "final", "--out", export, "--model", model)
+        suffix = "" if feature_set == "recency" else f"_{feature_set}"
+        out.update({f"checkpoint{suffix}": sft / "final", f"export{suffix}": export})
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +95,11 @@ def greedy(max_new_tokens):
                             bos_token_id=None)
 
 
-def cpp_generate(model_dir, prompts_path, out, policy, scorer_checkpoint=None, new=NEW, extra=("--stop-ids", "none")):
+def cpp_generate(model_dir, prompts_path, out, policy, scorer_checkpoint=None, new=NEW, extra=("--stop-ids", "none"),
+                 budget=B, interval=W):
     extra = [*extra, "--scorer", scorer_checkpoint] if scorer_checkpoint else list(extra)
     run("foresight-model", "generate", "--model", model_dir, "--prompts", prompts_path, "--out", out,
-        "--max-new-tokens", new, "--temperature", 0, "--policy", policy, "--budget", B, "--interval", W,
+        "--max-new-tokens", new, "--temperature", 0, "--policy", policy, "--budget", budget, "--interval", interval,
         "--record-drops", "--threads", 1, *extra)
     return {r["id"]: r for r in read_jsonl(out)}
 
@@ -252,14 +257,42 @@ def test_a_manifest_for_another_model_is_refused(trained, tmp_path):
         ForesightCache(hf_model("llama", trained["llama"]["model"]), "foresight", scorer)
 
 
-def test_reference_format_weights_are_refused(trained, tmp_path):
-    t = trained["qwen3"]
-    run("foresight-train", "sft", "--config", ROOT / "configs" / "sft" / "tiny.yaml", f"model={t['model']}",
-        f"golden={t['golden']}", f"output_dir={tmp_path / 'sft'}", "max_steps=1", "features=reference")
-    run("foresight-export", "--checkpoint", tmp_path / "sft" / "final", "--out", tmp_path / "ref",
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """qwen3 scorers for B 80, W 40, trained with each feature set: with W > 32 the statistics over the
+    chunk's last 8, 16 and 32 queries differ from its sum (recency), or equal it (reference). The
+    reference scorer is also exported under the authors' names."""
+    tmp = tmp_path_factory.mktemp("wide")
+    out = train_and_export(tmp, "qwen3", budget=80, interval=40, new_tokens=140, features=("recency", "reference"))
+    out["reference_format"] = tmp / "reference-format"
+    run("foresight-export", "--checkpoint", out["checkpoint_reference"], "--out", out["reference_format"],
         "--format", "reference")
+    return out
+
+
+def test_reference_format_weights_are_refused(wide):
     with pytest.raises(ExportError, match="a reference-format export .* export with foresight-export --format native"):
-        load_scorer(tmp_path / "ref", t["model"])
+        load_scorer(wide["reference_format"], wide["model"])
+
+
+@pytest.mark.parametrize("features", ["recency", "reference"])
+def test_both_feature_sets_decode_as_the_cpp_runtime_when_w_exceeds_32(wide, tmp_path, features):
+    suffix = "" if features == "recency" else "_reference"
+    rng = np.random.default_rng(4)
+    traces = [{"id": f"w{n}", "input_ids": rng.integers(0, VOCAB, n).tolist()} for n in (30, 130)]
+    prompts_path = write_traces(tmp_path / "prompts.jsonl", traces)
+    expected = cpp_generate(wide["model"], prompts_path, tmp_path / "cpp.jsonl", "foresight",
+                            wide["checkpoint" + suffix], new=140, budget=80, interval=40)
+    scorer = load_scorer(wide["export" + suffix], wide["model"])
+    assert (scorer.features, scorer.budget, scorer.interval) == (features, 80, 40)
+    model = hf_model("qwen3", wide["model"], "sdpa")
+    for trace in traces:
+        want = expected[trace["id"]]
+        with ForesightCache(model, "foresight", scorer, record_drops=True) as cache, torch.inference_mode():
+            got = foresightkv.generate(model, trace["input_ids"], cache, generation_config=greedy(140))[0].tolist()
+        assert got == want["input_ids"], f"{features} {trace['id']}: first difference at {first_difference(got, want['input_ids'])}"
+        assert cache.evictions == want["evictions"] >= 2
+        assert cache.drop_positions() == want["drop_positions"]
 
 
 def test_schedules_that_break_b_mod_w_are_refused(trained, prompts, tmp_path, capsys):
