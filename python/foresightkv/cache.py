@@ -1,0 +1,395 @@
+"""A HF transformers cache that evicts on the schedule of DESIGN.md §2/§10, as the C++ runtime's
+decode-time eviction does (cache/budgeted_decoder.cpp, cache/layer_cache.cpp):
+
+- the first B tokens form the initial chunk, then chunks of W; each time a chunk of W is full and
+  another token arrives, every layer and KV head drops W of its B older entries (the W newest are
+  protected), chosen by the policy, and the cache is compacted for real: a gather per head, every
+  head keeping the same count, so a layer never holds more than B + W entries;
+- per entry, the running totals `cum` and `cum_decay` (float32 [kv, S, G]) and the chunk's
+  attention rows feed the statistics of §4 (policy/features.cpp), and move with the survivors.
+
+Queries. The statistics need the chunk's post-RoPE queries (after q_norm where the model has one),
+which transformers never hands to a cache. A forward pre-hook on each attention module recomputes
+them from the layer's input, with the module's own q_proj, q_norm and the modeling file's own
+apply_rotary_pos_emb: the same ops on the same tensors as the module's forward, so the same
+numbers, with no copy of the model and no change to its config or attention implementation. The
+attention output itself stays transformers' (eager or sdpa) over the compacted keys, with a mask
+sized by get_mask_sizes to what update() will return. The hooks act only when the forward is given
+this cache; `close()` removes them.
+
+A prompt that crosses a chunk end cannot go through one forward: every layer would see all its
+tokens before any eviction. `prefill()` feeds it in pieces that end at chunk ends (as the C++
+decoder's feed does), and `generate()` prefills all but the last prompt token before calling
+`model.generate`; a piece that crosses a chunk end is refused with a message saying so.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import weakref
+from typing import Any, Optional
+
+import torch
+from transformers.cache_utils import Cache, CacheLayerMixin
+
+from .export import ARCHITECTURES, ExportError, Scorer, check_schedule
+
+POLICIES = ("foresight", "foresight_sampled", "streaming_llm", "h2o")
+_MASK64 = (1 << 64) - 1
+
+
+def _chunk_statistics(probs: torch.Tensor) -> list[torch.Tensor]:
+    """Rows 1-6 of DESIGN.md §4 from the chunk's probs [kv, G, T, S], each [kv, S, G]
+    (kernels/chunk_statistics.cpp)."""
+    t = probs.shape[2]
+
+    def last(n):
+        return probs[:, :, max(0, t - n):].sum(2).transpose(1, 2)
+
+    return [probs.max(2).values.transpose(1, 2), probs.min(2).values.transpose(1, 2),
+            probs.sum(2).transpose(1, 2), last(16), last(8), last(32)]
+
+
+def top_w(scores: torch.Tensor, w: int) -> torch.Tensor:
+    """The w highest scores per row (ties to the lower slot), ascending slots (kernels/drop_selection.cpp)."""
+    order = scores.sort(dim=-1, descending=True, stable=True).indices
+    return order[:, :w].sort(dim=-1).values
+
+
+def sample_w(scores: torch.Tensor, w: int, generator: torch.Generator) -> torch.Tensor:
+    """DESIGN.md §6's sampled rule: softmax over the 2w highest scores, w drawn without replacement,
+    ascending slots; on the CPU from a CPU generator, as kernels/drop_selection.cpp's sample_drops."""
+    pool = min(2 * w, scores.shape[-1])
+    top_scores, top_slots = scores.detach().to("cpu", torch.float).topk(pool, -1)
+    picks = torch.multinomial(torch.softmax(top_scores, -1), w, replacement=False, generator=generator)
+    return top_slots.gather(-1, picks).sort(-1).values.to(scores.device)
+
+
+def stream_seed(seed: int, prompt: int, sample: int, purpose: int) -> int:
+    """generate/generation.cpp's splitmix64 stream of (seed, prompt, sample, purpose); purpose 2 seeds
+    the drops of foresight_sampled, so that the package draws what `foresight-model generate` draws."""
+    def mix(x):
+        x = (x + 0x9E3779B97F4A7C15) & _MASK64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return x ^ (x >> 31)
+    return mix(mix(mix(mix(seed & _MASK64) ^ prompt) ^ sample) ^ purpose)
+
+
+class ForesightLayer(CacheLayerMixin):
+    """One layer's budgeted cache. keys/values [1, kv, S, d] (what attention reads); cum, cum_decay
+    float32 [kv, S, G]; positions int64 [kv, S]."""
+
+    is_sliding = False
+    is_compileable = False
+
+    def __init__(self, owner: "ForesightCache", index: int):
+        super().__init__()
+        self.owner, self.index = owner, index
+        self.cum = self.cum_decay = self.positions = None
+        self.length = 0  # tokens seen (absolute positions 0..length-1)
+        self.chunk, self.chunk_start = -1, 0  # chunk -1: the initial one
+        self.chunk_queries, self.chunk_filled, self.keep_rows = owner.budget, 0, False
+        self.rows = None  # float32 [kv, G, W, S at the chunk's end], 0 where masked or not yet come
+        self.whole_chunk = None  # the statistics when the chunk came in one piece
+        self.query: Optional[torch.Tensor] = None  # set by the pre-hook, taken by update()
+        self.steps = 0
+
+    # -- the transformers API --------------------------------------------------------------------------
+
+    def lazy_initialization(self, key_states: torch.Tensor):
+        self.dtype, self.device = key_states.dtype, key_states.device
+        self.is_initialized = True
+
+    def size(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[2]
+
+    def chunk_end(self) -> int:
+        return self.owner.budget if self.chunk < 0 else self.chunk_start + self.owner.interval
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def get_max_cache_shape(self) -> int:
+        return -1
+
+    def get_mask_sizes(self, cache_position: torch.Tensor) -> tuple[int, int]:
+        # What update() will return: the entries left after the eviction step it may run first, then
+        # the new tokens. kv_offset makes the cached entries' mask indices fall before the first query
+        # (all visible) and the new ones causal among themselves.
+        queries = cache_position.shape[0]
+        entries = self.size()
+        if self.length == self.chunk_end() and self.chunk >= 0:
+            entries -= self.owner.interval
+        return entries + queries, self.length - entries
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor,
+               cache_kwargs: Optional[dict[str, Any]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if key_states.shape[0] != 1:
+            raise ValueError(f"foresightkv: batch size {key_states.shape[0]} is not supported; the budgeted cache "
+                             "evicts per sequence and takes batch size 1 (one prompt, num_return_sequences=1, "
+                             "num_beams=1)")
+        if not self.is_initialized:
+            self.lazy_initialization(key_states)
+        query, self.query = self.query, None
+        t = key_states.shape[2]
+        if query is None or query.shape[2] != t:
+            raise RuntimeError("foresightkv: the attention module's queries were not captured; the cache's hooks are "
+                               "missing on this model (build the cache with ForesightCache(model, ...) for the model "
+                               "that runs, and do not close() it before generating)")
+        if self.length == self.chunk_end():
+            self._begin_chunk()
+        free = self.chunk_end() - self.length
+        if t > free:
+            raise ValueError(f"foresightkv: {t} tokens at position {self.length} cross the chunk end at "
+                             f"{self.chunk_end()} (B {self.owner.budget}, W {self.owner.interval}); a prompt longer "
+                             "than that must be fed in pieces: use foresightkv.generate(model, ids, cache, ...) or "
+                             "cache.prefill(model, ids[:, :-1]) before model.generate")
+        self._append(query, key_states, value_states)
+        return self.keys, self.values
+
+    # -- the schedule (cache/layer_cache.cpp, cache/budgeted_decoder.cpp) -----------------------------
+
+    def _begin_chunk(self):
+        if self.chunk >= 0:  # a full chunk of W and a token after it: the eviction step
+            self._evict()
+        self.chunk += 1
+        self.chunk_start = self.length
+        # cum_decay decays once per chunk, so that at its end cum_decay = 0.9 * before + the chunk's sum.
+        if self.size():
+            self.cum_decay.mul_(0.9)
+        self.chunk_queries, self.chunk_filled, self.keep_rows = self.owner.interval, 0, True
+        self.rows, self.whole_chunk = None, None
+
+    def _append(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        t, kv, old = k.shape[2], k.shape[1], self.size()
+        self.keys = k if old == 0 else torch.cat([self.keys, k], 2)
+        self.values = v if old == 0 else torch.cat([self.values, v], 2)
+        new_positions = torch.arange(self.length, self.length + t, device=k.device).expand(kv, t)
+        self.positions = new_positions.contiguous() if old == 0 else torch.cat([self.positions, new_positions], 1)
+
+        # The chunk's attention probabilities, as kernels/chunk_attention_op.cpp's reference: float32,
+        # query i of the piece sees every older entry and the piece's keys 0..i.
+        heads, d = q.shape[1], q.shape[3]
+        qg = q[0].float().reshape(kv, heads // kv, t, d)
+        keys = self.keys[0].float()
+        scores = torch.matmul(qg, keys.unsqueeze(1).transpose(2, 3)) / math.sqrt(d)
+        future = torch.arange(t, device=q.device).unsqueeze(0) > torch.arange(t, device=q.device).unsqueeze(1)
+        scores[..., self.size() - t:].masked_fill_(future, float("-inf"))
+        probs = torch.softmax(scores, -1)  # [kv, G, T, S]
+        if self.keep_rows:
+            if t == self.chunk_queries:
+                self.rows, self.whole_chunk = probs, _chunk_statistics(probs)
+            else:  # a chunk in pieces: its rows gather in one buffer, as wide as the cache at the chunk's end
+                if self.rows is None:
+                    self.rows = probs.new_zeros(kv, probs.shape[1], self.chunk_queries,
+                                                old + self.chunk_queries - self.chunk_filled)
+                self.rows[:, :, self.chunk_filled:self.chunk_filled + t, :self.size()] = probs
+        self.chunk_filled += t
+        col = probs.sum(2).transpose(1, 2)  # [kv, S, G]
+        if old:
+            self.cum = torch.cat([self.cum + col[:, :old], col[:, old:]], 1)
+            self.cum_decay = torch.cat([self.cum_decay + col[:, :old], col[:, old:]], 1)
+        else:
+            self.cum, self.cum_decay = col.clone(), col.clone()
+        self.length += t
+        self.owner._saw(self.size())
+
+    def _evict(self):
+        budget, w = self.owner.budget, self.owner.interval
+        if self.whole_chunk is not None:
+            stats = [s[:, :budget] for s in self.whole_chunk]
+        else:
+            stats = _chunk_statistics(self.rows[..., :budget])
+        cum, cum_decay, positions = self.cum[:, :budget], self.cum_decay[:, :budget], self.positions[:, :budget]
+        drops = self.owner._decide(self.index, self.keys[0, :, :budget], self.values[0, :, :budget], stats, cum,
+                                   cum_decay, positions)
+        if self.owner.record_drops:
+            self.owner._record(self.index, self.steps, positions.gather(1, drops))
+        # Compaction: the survivors of the B older entries in their order, then the later entries.
+        keep = torch.ones_like(self.positions, dtype=torch.bool)
+        keep.scatter_(1, drops, False)
+        index = keep.nonzero()[:, 1].view(keep.shape[0], -1)  # [kv, S - W], ascending per head
+        self.keys = self.keys.gather(2, index[None, :, :, None].expand(1, -1, -1, self.keys.shape[3]))
+        self.values = self.values.gather(2, index[None, :, :, None].expand(1, -1, -1, self.values.shape[3]))
+        self.cum = self.cum.gather(1, index[:, :, None].expand(-1, -1, self.cum.shape[2]))
+        self.cum_decay = self.cum_decay.gather(1, index[:, :, None].expand(-1, -1, self.cum_decay.shape[2]))
+        self.positions = self.positions.gather(1, index)
+        self.steps += 1
+
+
+class ForesightCache(Cache):
+    """A budgeted KV cache for `model.generate(..., past_key_values=cache)`, batch size 1.
+
+    policy: "foresight" (the exported scorer, greedy top-W: the inference rule), "foresight_sampled"
+    (W drawn from the softmax over the top 2W scores, from a CPU generator seeded with `seed`),
+    "streaming_llm" (`sinks` first tokens and the most recent) or "h2o" (accumulated attention).
+    budget/interval default to the scorer's manifest. With record_drops, `drop_positions()` gives
+    every step's dropped absolute positions.
+    """
+
+    def __init__(self, model, policy: str = "foresight", scorer: Optional[Scorer] = None,
+                 budget: Optional[int] = None, interval: Optional[int] = None, sinks: int = 4,
+                 record_drops: bool = False, seed: int = 0):
+        config = model.config
+        if config.model_type not in ARCHITECTURES:
+            raise ValueError(f"foresightkv: architecture {config.model_type!r} is not supported "
+                             f"(expected one of {', '.join(ARCHITECTURES)})")
+        if any(t != "full_attention" for t in (getattr(config, "layer_types", None) or [])):
+            raise ValueError("foresightkv: sliding-window attention layers are not supported")
+        if policy not in POLICIES:
+            raise ValueError(f"foresightkv: policy {policy!r} is unknown, expected one of {', '.join(POLICIES)}")
+        if policy.startswith("foresight"):
+            if scorer is None:
+                raise ValueError(f"foresightkv: policy {policy} needs a scorer (foresightkv.load_scorer(DIR, MODEL_DIR))")
+            budget = scorer.budget if budget is None else budget
+            interval = scorer.interval if interval is None else interval
+            self._check_layout(model, scorer)
+            scorer.to(model.device)
+        if budget is None or interval is None:
+            raise ValueError(f"foresightkv: policy {policy} needs budget and interval")
+        check_schedule(budget, interval)
+        if policy == "streaming_llm" and not 0 <= sinks <= budget - interval:
+            raise ValueError(f"foresightkv: sinks {sinks} is invalid, expected 0..{budget - interval} "
+                             "(budget - interval, so that W older entries can go)")
+        self.policy, self.scorer, self.sinks = policy, scorer, sinks
+        self.budget, self.interval, self.record_drops = budget, interval, record_drops
+        self.peak = 0
+        self.generator = torch.Generator().manual_seed(seed) if policy == "foresight_sampled" else None
+        self._drops: list[list[torch.Tensor]] = []  # per step, per layer: int64 [kv, W] positions
+        decoder = getattr(model, "model", model)  # a *ForCausalLM or its bare *Model
+        attention = [layer.self_attn for layer in decoder.layers]
+        super().__init__(layers=[ForesightLayer(self, i) for i in range(len(attention))])
+        self._hooks = [module.register_forward_pre_hook(_query_hook(weakref.ref(self), i), with_kwargs=True)
+                       for i, module in enumerate(attention)]
+
+    @staticmethod
+    def _check_layout(model, scorer: Scorer):
+        c, b = model.config, scorer.base_model
+        heads = c.num_attention_heads
+        actual = {"architecture": c.model_type, "layers": c.num_hidden_layers, "heads": heads,
+                  "kv_heads": c.num_key_value_heads or heads,
+                  "head_dim": getattr(c, "head_dim", None) or c.hidden_size // heads}
+        differ = [f"{k} {b.get(k)} vs {v}" for k, v in actual.items() if b.get(k) != v]
+        if differ:
+            raise ExportError(f"{scorer.path / 'manifest.json'}: the scorer was trained for another model layout "
+                              f"(manifest vs model: {', '.join(differ)})")
+
+    # -- what a run reports ------------------------------------------------------------------------------
+
+    def close(self):
+        """Removes the query hooks from the model."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def evictions(self) -> int:
+        """Eviction steps run (each dropped W entries per layer and KV head)."""
+        return self.layers[0].steps
+
+    @property
+    def peak_entries(self) -> int:
+        """Most entries any layer held per KV head."""
+        return self.peak
+
+    def entries(self) -> list[int]:
+        """Entries each layer holds now."""
+        return [layer.size() for layer in self.layers]
+
+    def drop_positions(self) -> list[list[list[list[int]]]]:
+        """[steps][layers][kv_heads][W] absolute positions dropped (record_drops=True)."""
+        if not self.record_drops:
+            raise RuntimeError("foresightkv: drops were not recorded (record_drops=False)")
+        steps = self.evictions
+        return [[self._drops[s][layer].tolist() for layer in range(len(self.layers))] for s in range(steps)]
+
+    # -- feeding -------------------------------------------------------------------------------------------
+
+    def next_chunk_end(self) -> int:
+        length = self.layers[0].length
+        if length < self.budget:
+            return self.budget
+        return self.budget + ((length - self.budget) // self.interval + 1) * self.interval
+
+    @torch.no_grad()
+    def prefill(self, model, input_ids: torch.Tensor):
+        """Feeds input_ids [1, T] through the model in pieces that end at chunk ends (the schedule's
+        eviction points); returns the last logits [1, vocab]."""
+        if input_ids.dim() != 2 or input_ids.shape[0] != 1:
+            raise ValueError(f"foresightkv: expected input_ids [1, T], got {list(input_ids.shape)} (batch size 1 only)")
+        done, logits = 0, None
+        while done < input_ids.shape[1]:
+            piece = min(input_ids.shape[1] - done, self.next_chunk_end() - self.layers[0].length)
+            out = model(input_ids=input_ids[:, done:done + piece], past_key_values=self, use_cache=True,
+                        logits_to_keep=1)
+            logits = out.logits[:, -1]
+            done += piece
+        return logits
+
+    # -- policies (policy/h2o.cpp, policy/streaming_llm.cpp, policy/scorer.cpp) ---------------------------
+
+    def _saw(self, size: int):
+        self.peak = max(self.peak, size)
+
+    def _record(self, layer: int, step: int, positions: torch.Tensor):
+        while len(self._drops) <= step:
+            self._drops.append([None] * len(self.layers))
+        self._drops[step][layer] = positions.cpu()
+
+    def _decide(self, layer, keys, values, stats, cum, cum_decay, positions) -> torch.Tensor:
+        if self.policy == "streaming_llm":
+            scores = (-positions.float()).masked_fill(positions < self.sinks, float("-inf"))
+        elif self.policy == "h2o":
+            scores = -cum.sum(-1)
+        else:
+            recency = self.scorer.features == "recency"
+            mx, mn, sm, s16, s8, s32 = stats
+            stacked = torch.stack([mx, mn, sm, s16 if recency else sm, s8 if recency else sm,
+                                   s32 if recency else sm, cum, cum_decay], 2)  # [kv, B, 8, G]: statistic-major
+            features = torch.cat([keys.float(), values.float(), stacked.flatten(2)], -1)
+            scores = self.scorer.score(layer, features)
+        return sample_w(scores, self.interval, self.generator) if self.generator else top_w(scores, self.interval)
+
+
+def _query_hook(cache_ref, index: int):
+    def hook(module, args, kwargs):
+        cache = cache_ref()
+        if cache is None:
+            return None
+        past = kwargs.get("past_key_values", kwargs.get("past_key_value"))
+        if past is not cache:
+            return None
+        hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+        cos, sin = kwargs["position_embeddings"] if "position_embeddings" in kwargs else args[1]
+        q = module.q_proj(hidden).view(*hidden.shape[:-1], -1, module.head_dim)
+        if hasattr(module, "q_norm"):
+            q = module.q_norm(q)
+        q = q.transpose(1, 2)
+        rope = sys.modules[type(module).__module__].apply_rotary_pos_emb
+        cache.layers[index].query = rope(q, q[:, :1], cos, sin)[0]
+        return None
+
+    return hook
+
+
+def generate(model, input_ids, cache: ForesightCache, **kwargs):
+    """`model.generate(input_ids, past_key_values=cache, **kwargs)` for one prompt, after prefilling
+    all but its last token through the schedule (cache.prefill), as the C++ decoder feeds a prompt."""
+    ids = torch.as_tensor(input_ids, device=model.device)
+    if ids.dim() == 1:
+        ids = ids.unsqueeze(0)
+    if ids.shape[0] != 1:
+        raise ValueError(f"foresightkv: batch size {ids.shape[0]} is not supported (one prompt at a time)")
+    if cache.layers[0].length != 0:
+        raise ValueError("foresightkv: the cache has been used; build a new ForesightCache per prompt")
+    if ids.shape[1] > 1:
+        cache.prefill(model, ids[:, :-1])
+    kwargs.setdefault("attention_mask", torch.ones_like(ids))
+    return model.generate(ids, past_key_values=cache, **kwargs)

@@ -1,0 +1,329 @@
+"""The foresightkv package (python/) against the C++ runtime, an independent implementation: on tiny
+qwen2, qwen3 and llama checkpoints with a scorer trained by `foresight-train sft` and exported by
+`foresight-export`, greedy generation through transformers with the package's cache equals
+`foresight-model generate --policy P --record-drops` token for token, with the same dropped positions
+at every step, for the learned scorer, StreamingLLM and H2O, on prompts shorter and longer than B.
+The cache never holds more than B + W entries per layer; bad exports and schedules are refused."""
+import hashlib
+import json
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, GenerationConfig
+
+import foresightkv
+from foresightkv import ExportError, ForesightCache, load_scorer
+from foresightkv import cli as fk_cli
+
+from conftest import GOLDEN, ROOT, init_model, read_jsonl, run, write_traces
+
+B, W = 16, 4  # the golden files' schedule, so the scorers are trained for it
+NEW = 60
+LONG = 2000  # the long generation: 496 eviction steps, ~5 s on one busy core with sdpa
+PROMPT_LENGTHS = [5, 23, 40]  # shorter than B; longer, ending mid-chunk; ending exactly at a chunk end
+VOCAB = 128
+ARCHS = {  # GQA groups 2, 2 and 3; qwen2 has q/k/v biases, qwen3 q/k norms; eager and sdpa attention
+    "qwen2": (dict(heads=4, kv_heads=2), "sdpa"),
+    "qwen3": (dict(heads=4, kv_heads=2, head_dim=16), "eager"),
+    "llama": (dict(heads=6, kv_heads=2, head_dim=16), "sdpa"),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "1")
+        yield
+    torch.set_num_threads(threads)
+
+
+def train_and_export(tmp, arch, budget=B, interval=W, new_tokens=50, features=("recency",)):
+    """A tiny checkpoint, golden traces of it (B, W), a 2-step SFT scorer per feature set and its native export."""
+    flags, _ = ARCHS[arch]
+    model = init_model(tmp / arch, arch, layers=2, hidden=64, intermediate=128, vocab=VOCAB, max_positions=2200,
+                       init_std=0.2, seed=5, **flags)
+    prompts = write_traces(tmp / f"{arch}-prompts.jsonl",
+                           [{"id": f"t{i}", "input_ids": [i, (7 * i + 3) % VOCAB, 42]} for i in range(5)])
+    run("foresight-model", "generate", "--model", model, "--prompts", prompts, "--out", tmp / f"{arch}-traces.jsonl",
+        "--max-new-tokens", new_tokens, "--seed", 0, "--threads", 1)
+    golden = tmp / f"{arch}.h5"
+    run("foresight-golden", "run", "--config", GOLDEN, f"model={model}", f"traces={tmp / f'{arch}-traces.jsonl'}",
+        f"output={golden}", f"budget={budget}", f"interval={interval}")
+    out = {"model": model, "golden": golden}
+    for feature_set in features:
+        sft = tmp / f"{arch}-sft-{feature_set}"
+        run("foresight-train", "sft", "--config", ROOT / "configs" / "sft" / "tiny.yaml", f"model={model}",
+            f"golden={golden}", f"output_dir={sft}", "max_steps=2", f"features={feature_set}")
+        export = tmp / f"{arch}-export-{feature_set}"
+        run("foresight-export", "--checkpoint", sft / "final", "--out", export, "--model", model)
+        suffix = "" if feature_set == "recency" else f"_{feature_set}"
+        out.update({f"checkpoint{suffix}": sft / "final", f"export{suffix}": export})
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("foresightkv")
+    return {arch: train_and_export(tmp, arch) for arch in ARCHS}
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    traces = [{"id": f"p{n}", "input_ids": rng.integers(0, VOCAB, n).tolist()} for n in PROMPT_LENGTHS]
+    return write_traces(tmp_path_factory.mktemp("prompts") / "prompts.jsonl", traces), traces
+
+
+_models = {}
+
+
+def hf_model(arch, model_dir, attention=None):
+    key = (str(model_dir), attention or ARCHS[arch][1])
+    if key not in _models:
+        _models[key] = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                            attn_implementation=key[1]).eval()
+    return _models[key]
+
+
+def greedy(max_new_tokens):
+    return GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0,
+                            bos_token_id=None)
+
+
+def cpp_generate(model_dir, prompts_path, out, policy, scorer_checkpoint=None, new=NEW, extra=("--stop-ids", "none"),
+                 budget=B, interval=W):
+    extra = [*extra, "--scorer", scorer_checkpoint] if scorer_checkpoint else list(extra)
+    run("foresight-model", "generate", "--model", model_dir, "--prompts", prompts_path, "--out", out,
+        "--max-new-tokens", new, "--temperature", 0, "--policy", policy, "--budget", budget, "--interval", interval,
+        "--record-drops", "--threads", 1, *extra)
+    return {r["id"]: r for r in read_jsonl(out)}
+
+
+def first_difference(a, b):
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+@pytest.mark.parametrize("policy", ["foresight", "streaming_llm", "h2o"])
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_generation_equals_the_cpp_runtime_token_for_token_and_drop_for_drop(trained, prompts, tmp_path, arch, policy):
+    t = trained[arch]
+    prompts_path, traces = prompts
+    expected = cpp_generate(t["model"], prompts_path, tmp_path / "cpp.jsonl", policy,
+                            t["checkpoint"] if policy == "foresight" else None)
+    model = hf_model(arch, t["model"])
+    scorer = load_scorer(t["export"], t["model"]) if policy == "foresight" else None
+    for trace in traces:
+        want = expected[trace["id"]]
+        with ForesightCache(model, policy, scorer, B, W, record_drops=True) as cache, torch.inference_mode():
+            got = foresightkv.generate(model, trace["input_ids"], cache, generation_config=greedy(NEW))[0].tolist()
+        where = f"{arch} {policy} prompt of {len(trace['input_ids'])}"
+        assert got == want["input_ids"], f"{where}: first difference at {first_difference(got, want['input_ids'])}"
+        assert cache.evictions == want["evictions"] > 0, where
+        drops = cache.drop_positions()
+        assert len(drops) == len(want["drop_positions"]), where
+        for step, (mine, theirs) in enumerate(zip(drops, want["drop_positions"])):
+            assert mine == theirs, f"{where}: drops differ at eviction step {step}"
+        assert cache.peak_entries == want["peak_cache_entries"] <= B + W, where
+
+
+def test_cli_writes_the_same_records_as_foresight_model_generate(trained, prompts, tmp_path, capsys):
+    t = trained["qwen3"]
+    prompts_path, _ = prompts
+    cpp_generate(t["model"], prompts_path, tmp_path / "cpp.jsonl", "foresight", t["checkpoint"])
+    # B and W from the export's manifest; the model's default stop ids (none in a model made by init).
+    assert fk_cli.main(["generate", "--model", str(t["model"]), "--scorer", str(t["export"]), "--prompts",
+                        str(prompts_path), "--out", str(tmp_path / "py.jsonl"), "--max-new-tokens", str(NEW),
+                        "--temperature", "0", "--record-drops", "--threads", "1"]) == 0
+    assert (tmp_path / "py.jsonl").read_bytes() == (tmp_path / "cpp.jsonl").read_bytes()
+    stats = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert stats["generated_tokens"] == NEW * len(PROMPT_LENGTHS)
+    # An existing --out is refused and left alone.
+    assert fk_cli.main(["generate", "--model", str(t["model"]), "--prompts", str(prompts_path), "--out",
+                        str(tmp_path / "py.jsonl"), "--max-new-tokens", "4", "--policy", "h2o", "--budget", "16",
+                        "--interval", "4"]) == 1
+    assert "exists: refusing to overwrite it" in capsys.readouterr().err
+
+
+def test_cli_sampled_drops_and_stop_ids_follow_foresight_model_generate(trained, prompts, tmp_path, capsys):
+    """foresight_sampled draws W of the top 2W from the same seeded CPU streams as the C++ runtime (per
+    prompt and sample), so its records are the same too; a stop id ends a sample and is kept."""
+    t = trained["llama"]
+    prompts_path, _ = prompts
+    first = cpp_generate(t["model"], prompts_path, tmp_path / "first.jsonl", "foresight", t["checkpoint"])
+    stop = first["p23"]["input_ids"][23 + 20]  # greedy decoding of p23 reaches it by its 21st new token
+    extra = ("--stop-ids", stop, "--num-samples", 2, "--seed", 7)
+    cpp_generate(t["model"], prompts_path, tmp_path / "cpp.jsonl", "foresight_sampled", t["checkpoint"], extra=extra)
+    assert fk_cli.main(["generate", "--model", str(t["model"]), "--scorer", str(t["export"]), "--prompts",
+                        str(prompts_path), "--out", str(tmp_path / "py.jsonl"), "--max-new-tokens", str(NEW),
+                        "--policy", "foresight_sampled", "--record-drops", "--threads", "1",
+                        *map(str, extra)]) == 0
+    cpp, py = read_jsonl(tmp_path / "cpp.jsonl"), read_jsonl(tmp_path / "py.jsonl")
+    assert len(py) == 2 * len(PROMPT_LENGTHS) and any(r["stopped"] for r in cpp)
+    for mine, theirs in zip(py, cpp):
+        assert mine == theirs, f"{theirs['id']} sample {theirs['sample']}"
+    assert (tmp_path / "py.jsonl").read_bytes() == (tmp_path / "cpp.jsonl").read_bytes()
+    capsys.readouterr()
+
+
+def test_cache_never_holds_more_than_b_plus_w_entries_in_a_long_generation(trained):
+    t = trained["qwen3"]
+    # sdpa: transformers' eager path builds a 4D mask with vmap at every decode step, 3x slower here.
+    model = hf_model("qwen3", t["model"], "sdpa")
+    scorer = load_scorer(t["export"])
+    sizes = []
+    with ForesightCache(model, "foresight", scorer) as cache, torch.inference_mode():
+        # After every forward, each layer's tensors as they are (keys, values, running totals, positions).
+        hook = model.register_forward_hook(lambda *_: sizes.append(max(
+            max(layer.keys.shape[2], layer.values.shape[2], layer.cum.shape[1], layer.positions.shape[1])
+            for layer in cache.layers)))
+        try:
+            out = foresightkv.generate(model, [1, 2, 3], cache, generation_config=greedy(LONG))
+        finally:
+            hook.remove()
+    assert out.shape[1] == 3 + LONG and len(sizes) == LONG + 1  # the prompt's first two tokens, then one per token
+    assert max(sizes) == B + W == cache.peak_entries
+    assert cache.evictions == (3 + LONG - 1 - B - 1) // W  # every chunk that another token followed
+
+
+def test_the_fingerprint_is_the_one_foresight_export_records(trained):
+    for t in trained.values():
+        manifest = json.loads((t["export"] / "manifest.json").read_text())
+        assert foresightkv.model_fingerprint(t["model"]) == manifest["base_model"]
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+
+
+def copy_export(trained, tmp_path, edit=None, text=None):
+    out = tmp_path / "export"
+    shutil.copytree(trained["qwen3"]["export"], out)
+    if text is not None:
+        (out / "manifest.json").write_text(text)
+    if edit is not None:
+        m = json.loads((out / "manifest.json").read_text())
+        edit(m)
+        (out / "manifest.json").write_text(json.dumps(m))
+    return out
+
+
+def test_a_missing_or_corrupt_export_is_refused(trained, tmp_path):
+    with pytest.raises(ExportError, match=f"scorer export {tmp_path / 'nowhere'} not found"):
+        load_scorer(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="has no manifest.json"):
+        load_scorer(tmp_path / "empty")
+    bad = copy_export(trained, tmp_path, text='{"format": "foresightkv-scorer-export", "version": ')
+    with pytest.raises(ExportError, match=f"{bad / 'manifest.json'}: not valid JSON"):
+        load_scorer(bad)
+    shutil.rmtree(bad)
+    bad = copy_export(trained, tmp_path, edit=lambda m: m.update(version=2))
+    with pytest.raises(ExportError, match="manifest.json: version is 2; this package reads version 1 only"):
+        load_scorer(bad)
+    shutil.rmtree(bad)
+    bad = copy_export(trained, tmp_path, edit=lambda m: m.update(format="foresightkv-scorer"))
+    with pytest.raises(ExportError, match='format is "foresightkv-scorer", expected "foresightkv-scorer-export"'):
+        load_scorer(bad)
+    shutil.rmtree(bad)
+    bad = copy_export(trained, tmp_path, edit=lambda m: m["feature_order"].reverse())
+    with pytest.raises(ExportError, match='key "feature_order" is not the 48 columns'):
+        load_scorer(bad)
+    shutil.rmtree(bad)
+    bad = copy_export(trained, tmp_path)
+    (bad / "scorer.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+    with pytest.raises(ExportError, match="scorer.safetensors"):
+        load_scorer(bad)
+
+
+def test_a_manifest_for_another_model_is_refused(trained, tmp_path):
+    t = trained["qwen3"]
+    # Another architecture, and the same config.json with other weights (only weights_sha256 differs).
+    with pytest.raises(ExportError, match=r"trained for another model \(architecture, config_sha256, weights_sha256 differ\)"):
+        load_scorer(t["export"], trained["qwen2"]["model"])
+    flags, _ = ARCHS["qwen3"]
+    other = init_model(tmp_path / "other", "qwen3", layers=2, hidden=64, intermediate=128, vocab=VOCAB,
+                       max_positions=2200, init_std=0.2, seed=6, **flags)
+    assert (other / "config.json").read_bytes() == (t["model"] / "config.json").read_bytes()
+    with pytest.raises(ExportError, match=r"weights_sha256 differ: same config.json, other weights\)") as e:
+        load_scorer(t["export"], other)
+    assert str(t["export"] / "manifest.json") in str(e.value) and str(other) in str(e.value)
+    # The cache checks the layout of the model it runs on, too.
+    scorer = load_scorer(t["export"])
+    with pytest.raises(ExportError, match="another model layout"):
+        ForesightCache(hf_model("llama", trained["llama"]["model"]), "foresight", scorer)
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """qwen3 scorers for B 80, W 40, trained with each feature set: with W > 32 the statistics over the
+    chunk's last 8, 16 and 32 queries differ from its sum (recency), or equal it (reference). The
+    reference scorer is also exported under the authors' names."""
+    tmp = tmp_path_factory.mktemp("wide")
+    out = train_and_export(tmp, "qwen3", budget=80, interval=40, new_tokens=140, features=("recency", "reference"))
+    out["reference_format"] = tmp / "reference-format"
+    run("foresight-export", "--checkpoint", out["checkpoint_reference"], "--out", out["reference_format"],
+        "--format", "reference")
+    return out
+
+
+def test_reference_format_weights_are_refused(wide):
+    with pytest.raises(ExportError, match="a reference-format export .* export with foresight-export --format native"):
+        load_scorer(wide["reference_format"], wide["model"])
+
+
+@pytest.mark.parametrize("features", ["recency", "reference"])
+def test_both_feature_sets_decode_as_the_cpp_runtime_when_w_exceeds_32(wide, tmp_path, features):
+    suffix = "" if features == "recency" else "_reference"
+    rng = np.random.default_rng(4)
+    traces = [{"id": f"w{n}", "input_ids": rng.integers(0, VOCAB, n).tolist()} for n in (30, 130)]
+    prompts_path = write_traces(tmp_path / "prompts.jsonl", traces)
+    expected = cpp_generate(wide["model"], prompts_path, tmp_path / "cpp.jsonl", "foresight",
+                            wide["checkpoint" + suffix], new=140, budget=80, interval=40)
+    scorer = load_scorer(wide["export" + suffix], wide["model"])
+    assert (scorer.features, scorer.budget, scorer.interval) == (features, 80, 40)
+    model = hf_model("qwen3", wide["model"], "sdpa")
+    for trace in traces:
+        want = expected[trace["id"]]
+        with ForesightCache(model, "foresight", scorer, record_drops=True) as cache, torch.inference_mode():
+            got = foresightkv.generate(model, trace["input_ids"], cache, generation_config=greedy(140))[0].tolist()
+        assert got == want["input_ids"], f"{features} {trace['id']}: first difference at {first_difference(got, want['input_ids'])}"
+        assert cache.evictions == want["evictions"] >= 2
+        assert cache.drop_positions() == want["drop_positions"]
+
+
+def test_schedules_that_break_b_mod_w_are_refused(trained, prompts, tmp_path, capsys):
+    t = trained["qwen3"]
+    model = hf_model("qwen3", t["model"])
+    for budget, interval, message in [(16, 5, r"budget \(16\) must be a multiple of interval \(5\)"),
+                                      (16, 16, r"interval \(16\) must be smaller than budget \(16\)")]:
+        with pytest.raises(ValueError, match=message):
+            ForesightCache(model, "h2o", budget=budget, interval=interval)
+        code = fk_cli.main(["generate", "--model", str(t["model"]), "--scorer", str(t["export"]), "--prompts",
+                            str(prompts[0]), "--out", str(tmp_path / "out.jsonl"), "--max-new-tokens", "4",
+                            "--budget", str(budget), "--interval", str(interval)])
+        assert code == 1 and not (tmp_path / "out.jsonl").exists()
+        assert "error: --budget/--interval: " in capsys.readouterr().err
+
+
+def test_batches_and_unprefilled_long_prompts_are_refused_with_a_clear_message(trained):
+    t = trained["qwen2"]
+    model = hf_model("qwen2", t["model"])
+    with ForesightCache(model, "streaming_llm", budget=B, interval=W) as cache, torch.inference_mode():
+        with pytest.raises(ValueError, match="batch size 2 is not supported"):
+            model(torch.zeros(2, 3, dtype=torch.long), past_key_values=cache)
+    with ForesightCache(model, "streaming_llm", budget=B, interval=W) as cache, torch.inference_mode():
+        with pytest.raises(ValueError, match="cross the chunk end at 16 .* use foresightkv.generate"):
+            model.generate(torch.zeros(1, 20, dtype=torch.long), past_key_values=cache, generation_config=greedy(2))
+
+
+def test_the_installed_package_is_this_checkout(trained):
+    """setup.sh installs python/ as a copy; a stale copy would test other code than this checkout's."""
+    installed = pathlib.Path(foresightkv.__file__).parent
+    source = ROOT / "python" / "foresightkv"
+    for f in sorted(source.glob("*.py")):
+        assert hashlib.sha256((installed / f.name).read_bytes()).digest() == hashlib.sha256(f.read_bytes()).digest(), (
+            f"the installed foresightkv ({installed}) differs from {f}: run scripts/setup.sh")
