@@ -39,14 +39,18 @@ class ForesightPress(PrefillDecodingPress):
       `compression_interval` and `target_size` (compress every N steps down to a target count, by
       a ScorerPress's top-k) are not used: the schedule is B and W (initial chunk B, chunks of W, W
       of the B older entries dropped after each full chunk, the W newest protected).
-    - kvpress prefills the whole context in one forward (and the question in another). The hooks run
-      after the attention, so every token of such a piece has attended to the whole piece before
-      any eviction, while ForesightCache feeds the prompt in pieces that end at chunk ends, evicting
-      in between. The press replays the schedule over the piece afterwards (the same evictions at the
-      same chunk ends, with the chunk statistics from the piece's queries over the entries that
-      survive at that point), so layer 0, whose queries and keys depend on the tokens alone, drops
-      what ForesightCache drops; later layers' queries and keys have seen the evicted entries and
-      may differ. A context of at most B tokens is fed to the same effect either way.
+    - kvpress prefills the whole context in one forward (and the question in another), and its hooks
+      run after the attention, so every token of such a piece has attended to the whole piece before
+      any eviction; ForesightCache feeds a prompt in pieces that end at chunk ends, evicting in
+      between. The press replays the schedule over the piece afterwards (the same evictions at the
+      same chunk ends, the chunk statistics from the piece's queries over the entries surviving at
+      that point) and, when the piece crossed an eviction, replaces the layer's attention output by
+      one recomputed over what the schedule left each token (float32 softmax, then o_proj), so the
+      next layers see what ForesightCache's piecewise feed gives them. The remaining difference is
+      rounding: that recomputation against transformers' sdpa/eager kernel. Measured on tiny
+      float32 qwen2/qwen3/llama checkpoints (tests/python/test_foresightkv_press.py): tokens, drop
+      sets and kept sets all identical to ForesightCache's; without the recomputation only 0.36 of
+      the tokens were.
     - During decoding kvpress feeds one token per forward, as generate does: the press evicts right
       after the forward that completes a chunk (ForesightCache evicts when the next token arrives,
       before its attention), so the next token attends to the same entries. A run that ends exactly
