@@ -126,3 +126,7 @@ def test_kvpress_cache_holds_at_most_b_plus_w_entries_between_forwards(trained):
     assert len(got) == NEW and len(sizes) == 1 + NEW
     assert max(sizes) <= B + W and press.peak_entries == B + W and press.evictions >= 30
     assert sizes[0] == 40 - 1 - ((40 - 1 - B) // W) * W  # after the context: B + its last partial chunk
+    # The same press on a second context starts over (the pipeline enters it twice per call, so it
+    # resets on a new context's prefill, not on exit).
+    drops = press.drop_positions()
+    assert run_press(pipe, press, list(range(3, 43))) == got and press.drop_positions() == drops
