@@ -1,0 +1,132 @@
+"""ForesightPress (foresightkv.press) inside NVIDIA kvpress's own `kv-press-text-generation` pipeline,
+against ForesightCache in HF generate (which test_foresightkv.py checks token for token and drop for
+drop against the C++ runtime), on tiny qwen2, qwen3 and llama checkpoints with an SFT-trained,
+exported scorer, and with StreamingLLM and H2O, for contexts shorter and longer than B.
+
+kvpress prefills a context in one forward and its hooks run after the attention; the press replays
+the schedule over such a piece and recomputes its attention over the survivors. The agreement is
+measured, printed (pytest -s) and bounded below by what was measured: identical generated tokens,
+identical drop sets per (eviction step, layer, KV head), identical kept sets at the end. (Without the recomputed attention, the press's tokens agree 0.36 of
+the time and its drop sets 0.84: the contexts longer than B diverge within a few tokens.)"""
+import numpy as np
+import pytest
+import torch
+
+kvpress = pytest.importorskip("kvpress", reason="kvpress is not installed (requirements.txt pins it: run scripts/setup.sh)")
+
+import foresightkv  # noqa: E402
+from foresightkv import ForesightCache, load_scorer  # noqa: E402
+from foresightkv.press import ForesightPress  # noqa: E402
+from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
+from transformers import DynamicCache, PreTrainedTokenizerFast, pipeline  # noqa: E402
+
+from test_foresightkv import ARCHS, B, VOCAB, W, greedy, hf_model, train_and_export  # noqa: E402
+
+NEW = 120  # 30 eviction steps after a context of B
+CONTEXTS = [5, 23, 40]  # prompt lengths: shorter than B; longer, ending mid-chunk; crossing several evictions
+POLICIES = ["foresight", "streaming_llm", "h2o"]
+# Measured on this checkpoint set (3 architectures x 3 policies x 3 prompts): every token, every drop
+# set and every final kept set identical (1.0). The bounds leave room for a float32 rounding flip
+# between the press's recomputed context attention and transformers' sdpa/eager kernels.
+MIN_TOKENS, MIN_DROPS = 0.95, 0.95
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("press")
+    return {arch: train_and_export(tmp, arch) for arch in ARCHS}
+
+
+def word_tokenizer():
+    """Token i is the word `t<i>`: no special tokens, so the pipeline's decoded answer gives the ids back.
+    A plain chat template makes the pipeline add nothing to the context (no BOS) or the question."""
+    tk = Tokenizer(models.WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t0"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk)
+    tok.chat_template = "{{ messages[0]['content'] }}"
+    return tok
+
+
+def run_press(pipe, press, prompt, cache=None, question=1):
+    """The context is the prompt but its last `question` tokens, the question those (the pipeline feeds
+    each in one forward); foresightkv.generate prefills all but the last token, then generates from it."""
+    words = [f"t{i}" for i in prompt]
+    with torch.inference_mode():
+        answer = pipe(" ".join(words[:-question]), question=" ".join(words[-question:]), press=press,
+                      max_new_tokens=NEW, cache=cache)["answer"]
+    return [int(word[1:]) for word in answer.split()]
+
+
+def test_the_press_in_kvpress_pipeline_drops_what_foresight_cache_drops(trained):
+    rng = np.random.default_rng(3)
+    prompts = [rng.integers(0, VOCAB, n).tolist() for n in CONTEXTS]
+    tokens = same_tokens = sets = same_sets = kept = same_kept = 0
+    report = []
+    for arch in ARCHS:
+        t = trained[arch]
+        model = hf_model(arch, t["model"])
+        scorer = load_scorer(t["export"], t["model"])
+        pipe = pipeline("kv-press-text-generation", model=model, tokenizer=word_tokenizer())
+        for policy in POLICIES:
+            for prompt in prompts:
+                s = scorer if policy == "foresight" else None
+                with ForesightCache(model, policy, s, B, W, record_drops=True) as cache, torch.inference_mode():
+                    want = foresightkv.generate(model, prompt, cache, generation_config=greedy(NEW))[0]
+                want = want[len(prompt):].tolist()
+                press = ForesightPress(scorer=s, policy=policy, budget=B, interval=W, record_drops=True)
+                # The 40-token prompt's question is its last 6 tokens: a piece that crosses the eviction at 36.
+                got = run_press(pipe, press, prompt, question=6 if len(prompt) == 40 else 1)
+                assert len(got) == len(want) == NEW
+                tokens += NEW
+                same_tokens += sum(a == b for a, b in zip(got, want))
+                mine, theirs = press.drop_positions(), cache.drop_positions()
+                # The press evicts right after the forward that completes a chunk, so a run that ends at
+                # a chunk end has one step more; the common steps are compared.
+                assert len(mine) - len(theirs) in (0, 1) and cache.evictions >= 20
+                for step_mine, step_theirs in zip(mine, theirs):
+                    for layer_mine, layer_theirs in zip(step_mine, step_theirs):
+                        sets += len(layer_theirs)
+                        same_sets += sum(a == b for a, b in zip(layer_mine, layer_theirs))
+                if len(mine) == len(theirs):
+                    for press_layer, cache_layer in zip(press.state.layers, cache.layers):
+                        kept += press_layer.positions.shape[0]
+                        same_kept += sum(sorted(a) == sorted(b) for a, b in
+                                         zip(press_layer.positions.tolist(), cache_layer.positions.tolist()))
+                assert press.peak_entries <= B + W
+                report.append(f"{arch} {policy} prompt {len(prompt)}: tokens {sum(a == b for a, b in zip(got, want))}"
+                              f"/{NEW}, steps {len(theirs)}")
+    agreement = {"tokens": same_tokens / tokens, "drop_sets": same_sets / sets, "kept_sets": same_kept / max(kept, 1)}
+    print("\nForesightPress in kvpress's pipeline vs ForesightCache:", agreement,
+          f"({tokens} tokens, {sets} drop sets, {kept} final kept sets)", *report, sep="\n  ")
+    assert agreement["tokens"] >= MIN_TOKENS and agreement["drop_sets"] >= MIN_DROPS
+    assert agreement["kept_sets"] >= MIN_DROPS and kept > 0
+
+
+def test_kvpress_cache_holds_at_most_b_plus_w_entries_between_forwards(trained):
+    t = trained["qwen3"]
+    model = hf_model("qwen3", t["model"])
+    pipe = pipeline("kv-press-text-generation", model=model, tokenizer=word_tokenizer())
+    cache, sizes = DynamicCache(), []
+    hook = model.model.register_forward_hook(lambda *_: sizes.append(max(layer.keys.shape[2] for layer in cache.layers)))
+    try:
+        press = ForesightPress(scorer=load_scorer(t["export"]), record_drops=True)
+        got = run_press(pipe, press, list(range(3, 43)), cache)
+    finally:
+        hook.remove()
+    # The 39-token context in one forward, the question, then one forward per further token: after
+    # each, kvpress's cache holds what the schedule keeps (entries removed, not masked).
+    assert len(got) == NEW and len(sizes) == 1 + NEW
+    assert max(sizes) <= B + W and press.peak_entries == B + W and press.evictions >= 30
+    assert sizes[0] == 40 - 1 - ((40 - 1 - B) // W) * W  # after the context: B + its last partial chunk
+    # The same press on a second context starts over (the pipeline enters it twice per call, so it
+    # resets on a new context's prefill, not on exit).
+    drops = press.drop_positions()
+    assert run_press(pipe, press, list(range(3, 43))) == got and press.drop_positions() == drops
