@@ -61,6 +61,20 @@ def expect_error(proc, text):
     assert proc.returncode != 0 and "error:" in proc.stderr and text in proc.stderr, proc.stderr
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): tiny
+    models decode fastest on one, and on a busy 2-core machine two intra-op threads that wait on each
+    other at every small op make a 300-token budgeted run 50x slower."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "1")
+        yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_model(tmp_path):
     return init_model(tmp_path / "model", "qwen2", layers=2, hidden=32, heads=4, kv_heads=2,

@@ -26,16 +26,7 @@ ARCHS = {  # GQA groups 2, 4 and 3; qwen2 has q/k/v biases, qwen3 q/k norms
 VOCAB = 128
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models decode fastest on one thread, and on a busy 2-core machine two intra-op threads
-    that wait on each other at every small op make a 300-token budgeted run 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OMP_NUM_THREADS", "1")
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,14 +32,7 @@ ARCHS = {  # GQA groups 2, 2 and 3; qwen2 has q/k/v biases, qwen3 q/k norms; eag
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OMP_NUM_THREADS", "1")
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train_and_export(tmp, arch, budget=B, interval=W, new_tokens=50, features=("recency",)):

@@ -31,12 +31,7 @@ POLICIES = ["foresight", "streaming_llm", "h2o"]
 MIN_TOKENS, MIN_DROPS = 0.95, 0.95
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
