@@ -211,7 +211,7 @@ def compare(cuda, cpu_run):
         a, b = np.sort(got["drop_positions"], -1), np.sort(want["drop_positions"], -1)
         groups += a[..., 0].size
         differing += int((a != b).any(-1).sum())
-    print(f"golden: {differing} of {groups} (layer, step, KV head) drop sets differ between cuda and cpu")
+    print(f"golden: {differing} of {groups} (layer, step, KV head) drop sets differ from the CPU run's")
     assert cpu_run["golden"] is None or len(cuda["golden"]) == len(cpu_run["golden"]) == TRACES
     assert differing <= 0.02 * groups, f"{differing} of {groups} drop sets differ"
 
