@@ -189,10 +189,16 @@ def test_a_second_cpu_run_passes_the_comparison(inputs, cpu_run):
     assert compare(pipeline(inputs, "cpu", cpu=cpu_run, name="cpu-again"), cpu_run) == 0
 
 
-def test_cuda_matches_cpu(inputs, cpu_run):
+@pytest.fixture(scope="module")
+def gpu():
+    """Skips before any pipeline runs where there is no GPU (fixtures of one scope start in the
+    order a test names them)."""
     ok, reason = cuda_available()
     if not ok:
         pytest.skip(reason)
+
+
+def test_cuda_matches_cpu(gpu, inputs, cpu_run):
     compare(pipeline(inputs, "cuda", cpu=cpu_run), cpu_run)
 
 
