@@ -41,11 +41,7 @@ GEN_NEW = 48
 NO_CUDA_BUILD = "this build has no CUDA kernels"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OMP_NUM_THREADS", "1")
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cuda_available():
