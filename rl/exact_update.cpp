@@ -16,7 +16,7 @@ constexpr int64_t kParamsPerLayer = 4;  // fc1.weight, fc1.bias, fc2.weight, fc2
 ExactGradient::ExactGradient(LearnedScorer& policy, int64_t steps, const UpdateOptions& options, double weight)
     : params_(policy.parameters()),
       steps_seen_(static_cast<std::size_t>(policy.spec().base_model.layers), 0),
-      kl_(steps_seen_.size(), 0.0),
+      kl_(steps_seen_.size()),
       steps_(steps),
       options_(options),
       weight_(weight) {
@@ -47,7 +47,8 @@ void ExactGradient::step(int64_t layer, const at::Tensor& logp, const RolloutSte
   }
   const GrpoTerms kl = grpo_terms(logp, old_logp, step.ref_logp, 0.0, options_.epsilon, options_.beta);
   if (kl_grad) (kl.loss * share).backward();
-  kl_[l] += kl.kl.item<double>() / static_cast<double>(steps_);
+  const at::Tensor kl_share = kl.kl / static_cast<double>(steps_);
+  kl_[l] = kl_[l].defined() ? kl_[l] + kl_share : kl_share;
 }
 
 UpdateStats ExactGradient::apply(double advantage) {
@@ -62,8 +63,9 @@ UpdateStats ExactGradient::apply(double advantage) {
     if (steps_seen_[l] == 0) continue;
     if (steps_seen_[l] != steps_) throw Error("exact update: a layer took fewer eviction steps than the schedule has");
     // At ratio 1 the surrogate's mean is -advantage.
-    stats.loss += weight_ * (-advantage + options_.beta * kl_[l]);
-    stats.kl += kl_[l];
+    const double kl = kl_[l].item<double>();
+    stats.loss += weight_ * (-advantage + options_.beta * kl);
+    stats.kl += kl;
     ++stats.layers;
   }
   return stats;

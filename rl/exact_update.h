@@ -31,7 +31,7 @@ class ExactGradient : public RolloutGradient {
  private:
   std::vector<at::Tensor> params_, surrogate_;  // surrogate_: the gradient at advantage 1
   std::vector<int64_t> steps_seen_;             // per layer
-  std::vector<double> kl_;                      // per layer: mean KL over its terms so far
+  std::vector<at::Tensor> kl_;                  // per layer: mean KL over its terms so far, on the device (no sync per step)
   int64_t steps_;
   UpdateOptions options_;
   double weight_;
