@@ -1,5 +1,7 @@
 #include "rl/grpo_config.h"
 
+#include <string>
+
 #include "common/config.h"
 #include "model/runtime_config.h"
 
@@ -9,7 +11,7 @@ GrpoConfig parse_grpo_config(const Config& c) {
   c.check_known_keys({"model", "golden", "init_scorer", "output_dir", "device", "dtype", "features", "max_steps",
                       "per_step_traces", "num_generations", "num_iterations", "learning_rate", "lr_schedule",
                       "warmup_steps", "max_grad_norm", "epsilon", "beta", "beta_steps", "reward.*", "logprob",
-                      "keep_features", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
+                      "exact_update", "keep_features", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
   GrpoConfig r;
   r.model = c.string("model");
   r.golden = c.string("golden");
@@ -41,7 +43,17 @@ GrpoConfig parse_grpo_config(const Config& c) {
   r.reward.offset = c.has("reward.offset") ? c.non_negative_int("reward.offset", 0) : -1;
   r.logprob = c.choice("logprob", {"per_drop", "plackett_luce"}, "per_drop") == "per_drop" ? LogprobKind::PerDrop
                                                                                           : LogprobKind::PlackettLuce;
-  r.keep_features = c.boolean("keep_features", r.keep_features);
+  r.exact_update = c.boolean("exact_update", r.num_iterations == 1);
+  if (r.exact_update && r.num_iterations > 1) {
+    c.fail("exact_update", "is true with num_iterations " + std::to_string(r.num_iterations) +
+                               "; the exact update holds at a step's first update only (ratio 1): set it false, or "
+                               "num_iterations 1");
+  }
+  r.keep_features = c.boolean("keep_features", !r.exact_update);
+  if (r.exact_update && r.keep_features) {
+    c.fail("keep_features", "is true, but the exact update (exact_update, the default at num_iterations 1) keeps no "
+                            "features; leave it out, or set exact_update false to update from kept features");
+  }
   r.save_every = c.positive_int("save_every", r.save_every);
   r.keep_last_n = c.positive_int("keep_last_n", r.keep_last_n);
   r.dist_timeout_s = c.positive_int("dist_timeout_s", r.dist_timeout_s);

@@ -24,6 +24,9 @@ struct GrpoConfig {
   std::string lr_schedule = "constant";
   RewardOptions reward;
   LogprobKind logprob = LogprobKind::PerDrop;
+  // num_iterations 1 takes the exact update (rl/exact_update.h) unless exact_update is false; the
+  // replayed one (num_iterations > 1, or exact_update false) keeps features or re-runs the model.
+  bool exact_update = true;
   bool keep_features = true;
   int64_t save_every = 25, keep_last_n = 3, dist_timeout_s = 300;
   uint64_t seed = 0;

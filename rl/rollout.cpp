@@ -1,6 +1,7 @@
 #include "rl/rollout.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include "common/error.h"
 #include "policy/policy_drops.h"
@@ -36,16 +37,23 @@ at::Tensor finite_scores(at::Tensor scores, const char* which, const StepView& v
 class SamplingDecider : public FeatureDecider {
  public:
   SamplingDecider(const RolloutOptions& options, LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
-                  Rollout& out)
-      : FeatureDecider(options.features), options_(options), policy_(policy), reference_(reference), gen_(std::move(gen)), out_(out) {}
+                  RolloutGradient* gradient, Rollout& out)
+      : FeatureDecider(options.features), options_(options), policy_(policy), reference_(reference), gen_(std::move(gen)),
+        gradient_(gradient), out_(out) {}
 
   at::Tensor decide_view(const StepView& view) override {
-    const at::Tensor scores = finite_scores(policy_.score(view), "policy", view);
+    // With a gradient to take, one forward both samples and differentiates: the drops are drawn
+    // from exactly the scores whose log-probabilities are backpropagated (ratio 1 exactly).
+    c10::AutoGradMode grad(gradient_ != nullptr);
+    const at::Tensor graded = gradient_ ? policy_.forward(view.layer, view.features) : at::Tensor();
+    const at::Tensor scores = finite_scores(gradient_ ? graded.detach() : policy_.score(view), "policy", view);
     RolloutStep step{sample_drops(scores, options_.schedule.interval, gen_), {}, {}, {}};
-    step.old_logp = eviction_logprobs(scores, step.drops, options_.logprob);
+    const at::Tensor logp = eviction_logprobs(gradient_ ? graded : scores, step.drops, options_.logprob);
+    step.old_logp = logp.detach();
     step.ref_logp = eviction_logprobs(finite_scores(reference_.score(view), "reference", view), step.drops,
                                       options_.logprob);
     if (options_.keep_features) step.features = view.features;
+    if (gradient_) gradient_->step(view.layer, logp, step);
     auto& layer = out_.steps[static_cast<std::size_t>(view.layer)];
     layer.push_back(std::move(step));
     return layer.back().drops.slots;
@@ -56,16 +64,18 @@ class SamplingDecider : public FeatureDecider {
   LearnedScorer& policy_;
   LearnedScorer& reference_;
   at::Generator gen_;
+  RolloutGradient* gradient_;
   Rollout& out_;
 };
 
 }  // namespace
 
 Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids, const RolloutOptions& options,
-                       LearnedScorer& policy, LearnedScorer& reference, at::Generator gen) {
+                       LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
+                       RolloutGradient* gradient) {
   Rollout r;
   r.steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
-  SamplingDecider decider(options, policy, reference, std::move(gen), r);
+  SamplingDecider decider(options, policy, reference, std::move(gen), gradient, r);
   BudgetedRun run = run_budgeted(model, ids, options.schedule, decider);
   r.nll = std::move(run.nll);
   r.drop_slots = std::move(run.drop_slots);

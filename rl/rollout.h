@@ -39,6 +39,15 @@ struct Rollout {
   RolloutReward reward;
 };
 
+// Receives each eviction step of a rollout as it is taken: the step's log-probabilities of the draws
+// under the policy, with the scorer's graph attached, and the step itself. The exact update
+// (rl/exact_update.h) backpropagates here, so the graph lives for one step only.
+class RolloutGradient {
+ public:
+  virtual ~RolloutGradient() = default;
+  virtual void step(int64_t layer, const at::Tensor& logp, const RolloutStep& step) = 0;
+};
+
 struct RolloutOptions {
   EvictionSchedule schedule;
   FeatureSet features = FeatureSet::Recency;
@@ -47,8 +56,10 @@ struct RolloutOptions {
 };
 
 // Runs the schedule over `ids` with `policy`'s scores sampled by `gen` (drawn on the CPU, so the
-// same seed gives the same rollout on any device). Reward left unset.
+// same seed gives the same rollout on any device). Reward left unset. With a `gradient`, the policy
+// scores each step with grad (its unfused forward, on any device) and `gradient` sees every step.
 Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids, const RolloutOptions& options,
-                       LearnedScorer& policy, LearnedScorer& reference, at::Generator gen);
+                       LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
+                       RolloutGradient* gradient = nullptr);
 
 }  // namespace foresight

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 
 #include "common/error.h"
@@ -17,6 +18,7 @@
 #include "model/transformer.h"
 #include "policy/scorer.h"
 #include "rl/collective.h"
+#include "rl/exact_update.h"
 #include "rl/grpo_config.h"
 #include "rl/grpo_loss.h"
 #include "rl/policy_update.h"
@@ -52,6 +54,7 @@ at::Generator rollout_generator(uint64_t seed, int64_t step, int64_t trace, int6
 struct LocalRollout {
   int64_t trace = 0, generation = 0;
   Rollout rollout;
+  std::unique_ptr<ExactGradient> exact;  // the exact update's gradients, when it is taken
 };
 
 // Refuses traces too short for a reward: the schedule needs B + 2W tokens for one eviction step
@@ -135,7 +138,9 @@ void run_grpo(const GrpoConfig& cfg) {
                  ids.size(), static_cast<long long>(cfg.per_step_traces), static_cast<long long>(cfg.num_generations),
                  static_cast<long long>(ranks->world_size()), static_cast<long long>(schedule.budget),
                  static_cast<long long>(schedule.interval),
-                 cfg.keep_features ? "features kept for the update" : "the update re-runs the model");
+                 cfg.exact_update    ? "exact update during the rollouts"
+                 : cfg.keep_features ? "features kept for the update"
+                                     : "the update re-runs the model");
   }
 
   const RolloutOptions rollout_options{schedule, cfg.features, cfg.logprob, cfg.keep_features};
@@ -151,6 +156,7 @@ void run_grpo(const GrpoConfig& cfg) {
   int64_t last_good = saved.empty() ? -1 : start;
   for (int64_t step = start; step < cfg.max_steps; ++step) {
     const auto t0 = Clock::now();
+    const UpdateOptions update{cfg.epsilon, step < cfg.beta_steps ? cfg.beta : 0.0, cfg.logprob};
     // Rollouts: this rank's generations of every trace; the reward table is summed over ranks.
     const std::vector<std::string> batch = batch_for_step(ids, step, traces, cfg.seed);
     std::vector<std::vector<int64_t>> tokens(batch.size());
@@ -161,8 +167,14 @@ void run_grpo(const GrpoConfig& cfg) {
       const GoldenTrace g = golden.read(batch[static_cast<std::size_t>(i)]);
       tokens[static_cast<std::size_t>(i)] = token_ids(g.tokens);
       for (int64_t gen = ranks->rank(); gen < groups; gen += ranks->world_size()) {
-        LocalRollout r{i, gen, sample_rollout(model, tokens[static_cast<std::size_t>(i)], rollout_options, policy,
-                                              reference, rollout_generator(cfg.seed, step, i, gen))};
+        const auto& ids_i = tokens[static_cast<std::size_t>(i)];
+        auto exact = cfg.exact_update ? std::make_unique<ExactGradient>(
+                                            policy, schedule.steps(static_cast<int64_t>(ids_i.size())), update, weight)
+                                      : nullptr;
+        LocalRollout r{i, gen,
+                       sample_rollout(model, ids_i, rollout_options, policy, reference,
+                                      rollout_generator(cfg.seed, step, i, gen), exact.get()),
+                       std::move(exact)};
         const int64_t offset = cfg.reward.offset >= 0 ? cfg.reward.offset : schedule.budget + schedule.interval;
         r.rollout.reward = rollout_reward(g.nll, g.entropy, r.rollout.nll.cpu(), offset, cfg.reward);
         table[i][gen] = at::tensor({r.rollout.reward.reward, r.rollout.reward.spike_rate,
@@ -178,9 +190,9 @@ void run_grpo(const GrpoConfig& cfg) {
     for (int64_t i = 0; i < traces; ++i) advantages.push_back(group_advantages(rewards[i]));
     const double rollout_secs = seconds_since(t0);
 
-    // Updates: every rank backpropagates its rollouts; the gradients are summed over ranks.
+    // Updates: every rank backpropagates its rollouts (or, exactly, combines the gradients they
+    // took with the advantages); the gradients are summed over ranks.
     const auto t1 = Clock::now();
-    const UpdateOptions update{cfg.epsilon, step < cfg.beta_steps ? cfg.beta : 0.0, cfg.logprob};
     const double lr = scheduled_lr(cfg.learning_rate, step, cfg.warmup_steps, cfg.max_steps, cfg.lr_schedule);
     UpdateStats total;
     double grad_norm = 0;
@@ -188,9 +200,10 @@ void run_grpo(const GrpoConfig& cfg) {
       UpdateStats mine;
       for (const LocalRollout& r : local) {
         const double advantage = advantages[static_cast<std::size_t>(r.trace)][r.generation].item<double>();
-        mine += cfg.keep_features ? backprop_kept(policy, r.rollout, advantage, update, weight)
-                                  : backprop_replayed(model, tokens[static_cast<std::size_t>(r.trace)], rollout_options,
-                                                      policy, r.rollout, advantage, update, weight);
+        mine += r.exact           ? r.exact->apply(advantage)
+                : cfg.keep_features ? backprop_kept(policy, r.rollout, advantage, update, weight)
+                                    : backprop_replayed(model, tokens[static_cast<std::size_t>(r.trace)],
+                                                        rollout_options, policy, r.rollout, advantage, update, weight);
       }
       std::vector<at::Tensor> sums;
       for (const at::Tensor& p : policy.parameters()) {

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "kernels/drop_selection.h"
 #include "policy/scorer.h"
+#include "rl/exact_update.h"
 #include "rl/grpo_loss.h"
 #include "rl/policy_update.h"
 #include "rl/rollout.h"
@@ -155,6 +156,54 @@ TEST_P(RolloutUpdate, KeptFeaturesReplayAndTheDirectFormulaAgree) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Logprob, RolloutUpdate, ::testing::Values(LogprobKind::PerDrop, LogprobKind::PlackettLuce));
+
+// The exact update (gradients taken during the rollouts, combined with the advantages after) and
+// the kept-features update of the very same rollouts give the same gradients and statistics: at a
+// step's first update the ratio is 1, so the surrogate's gradient is linear in the advantage.
+TEST_P(RolloutUpdate, ExactUpdateDuringTheRolloutsEqualsTheKeptFeaturesUpdate) {
+  const Transformer model = tiny_model("exact", 4, 2);
+  const auto ids = random_ids(70, 7);
+  const EvictionSchedule schedule{16, 8};
+  LearnedScorer policy(spec_of(model, schedule), 1), reference(spec_of(model, schedule), 2);
+  const RolloutOptions kept{schedule, FeatureSet::Recency, GetParam(), true};
+  RolloutOptions none = kept;
+  none.keep_features = false;
+  const UpdateOptions options{0.2, 0.05, GetParam()};
+  const double weight = 1.0 / 3;
+  const std::vector<double> advantages{1.2, -0.3, -0.9};
+  for (at::Tensor p : policy.parameters()) p.mutable_grad() = at::zeros_like(p);
+
+  UpdateStats exact_stats;
+  std::vector<Rollout> rollouts;
+  for (std::size_t i = 0; i < advantages.size(); ++i) {
+    ExactGradient exact(policy, schedule.steps(static_cast<int64_t>(ids.size())), options, weight);
+    const Rollout r = sample_rollout(model, ids, none, policy, reference,
+                                     at::make_generator<at::CPUGeneratorImpl>(10 + i), &exact);
+    rollouts.push_back(sample_rollout(model, ids, kept, policy, reference, at::make_generator<at::CPUGeneratorImpl>(10 + i)));
+    ASSERT_TRUE(at::equal(r.drop_slots, rollouts.back().drop_slots)) << "the same seed draws the same drops";
+    exact_stats += exact.apply(advantages[i]);
+  }
+  const std::vector<at::Tensor> g_exact = take_grads(policy);
+  UpdateStats kept_stats;
+  for (std::size_t i = 0; i < advantages.size(); ++i) {
+    kept_stats += backprop_kept(policy, rollouts[i], advantages[i], options, weight);
+  }
+  const std::vector<at::Tensor> g_kept = take_grads(policy);
+
+  EXPECT_NEAR(exact_stats.loss, kept_stats.loss, 1e-6);
+  EXPECT_NEAR(exact_stats.kl, kept_stats.kl, 1e-6);
+  EXPECT_GT(exact_stats.kl, 1e-3) << "the two scorers should disagree, so that the KL term counts";
+  EXPECT_EQ(kept_stats.clip, 0.0);
+  EXPECT_EQ(exact_stats.clip, 0.0);
+  EXPECT_EQ(exact_stats.layers, kept_stats.layers);
+  const auto names = policy.named_parameters();
+  for (std::size_t i = 0; i < g_kept.size(); ++i) {
+    if (names[i].first.ends_with("fc2.bias")) continue;  // zero up to rounding: see above
+    const double scale = g_kept[i].abs().max().item<double>();
+    EXPECT_GT(scale, 0.0) << names[i].first;
+    EXPECT_LT((g_exact[i] - g_kept[i]).abs().max().item<double>(), 1e-5 * scale) << names[i].first;
+  }
+}
 
 // log p(slot) = score[slot] - log sum_k exp(score[k]) per head, summed in double by a plain loop:
 // the per-drop log-probability written out, independent of grpo_loss's log_softmax.

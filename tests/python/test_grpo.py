@@ -75,14 +75,44 @@ def test_contract_metrics_and_checkpoints(data, tmp_path):
 
 def test_update_without_kept_features_re_runs_the_model_to_the_same_result(data, tmp_path):
     args = ("per_step_traces=2", "learning_rate=1e-2", "warmup_steps=0")
-    grpo(data, tmp_path / "kept", 3, 2, *args, "keep_features=true")
-    grpo(data, tmp_path / "replayed", 3, 2, *args, "keep_features=false")
+    grpo(data, tmp_path / "kept", 3, 2, *args, "exact_update=false", "keep_features=true")
+    grpo(data, tmp_path / "replayed", 3, 2, *args, "exact_update=false", "keep_features=false")
     kept, replayed = read_jsonl(tmp_path / "kept" / "metrics.jsonl"), read_jsonl(tmp_path / "replayed" / "metrics.jsonl")
     for a, b in zip(kept, replayed):
         assert a["reward"] == pytest.approx(b["reward"], abs=1e-9)
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-9)
     wa, wb = scorer_weights(tmp_path / "kept" / "final"), scorer_weights(tmp_path / "replayed" / "final")
     assert all(np.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_exact_update_equals_the_kept_features_update(data, tmp_path, steps):
+    """The default at num_iterations 1 takes each rollout's gradients while it runs and combines them
+    with the advantages after: the same weights as the update from kept features (within 1e-6),
+    and the same loss, kl and clip_ratio in the metrics. The KL term counts from the second step on: the policy starts as
+    the reference (beta is raised so that it weighs)."""
+    # The reference learning rate: Adam's first step is lr * g / (|g| + 1e-8), so an entry whose
+    # gradient is near 1e-8 turns float32 rounding (the two paths sum the terms in another order)
+    # into a step difference of a fraction of lr. At lr 1e-2, 2 of 1536 such entries differed by
+    # 1.8e-5 and every other by at most 4e-8.
+    args = ("per_step_traces=2", "learning_rate=3e-4", "warmup_steps=0", "beta=0.5")
+    kept = grpo(data, tmp_path / "kept", steps, 3, *args, "exact_update=false", "keep_features=true")
+    exact = grpo(data, tmp_path / "exact", steps, 3, *args)
+    assert "exact update during the rollouts" in exact.stderr and "features kept" in kept.stderr
+    a, b = read_jsonl(tmp_path / "kept" / "metrics.jsonl"), read_jsonl(tmp_path / "exact" / "metrics.jsonl")
+    for x, y in zip(a, b, strict=True):
+        assert x["reward"] == y["reward"]  # the same rollouts
+        assert y["clip_ratio"] == 0 and x["clip_ratio"] == 0  # ratio 1: nothing clips
+        assert y["kl"] == pytest.approx(x["kl"], rel=1e-5, abs=1e-9)
+        assert (y["kl"] > 0) == (y["step"] > 1)  # the policy starts as the reference
+        # advantages are zero-mean within a group, so the loss is 0 up to float32 rounding (and beta * kl)
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-5, abs=1e-6)
+        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
+    wa, wb = scorer_weights(tmp_path / "kept" / "final"), scorer_weights(tmp_path / "exact" / "final")
+    worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+    print(f"largest weight difference, exact vs kept features after {steps} step(s): {worst:.2e}")
+    assert worst < 1e-6
+    assert max(float(np.abs(wb[k] - scorer_weights(data[2])[k]).max()) for k in wb) > 2e-4  # and it did train
 
 
 def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
@@ -242,9 +272,11 @@ def test_traces_shorter_than_b_plus_2w_are_refused(data, tmp_path):
     ("epsilon=1.5", 'key "epsilon" is 1.5, expected a clip range below 1'),
     ("beta=-1", 'key "beta" is -1, expected a non-negative number'),
     ("generations=4", 'key "generations" is not a known key'),
+    ("keep_features=true", 'key "keep_features" is true, but the exact update'),
+    ("num_iterations=2 exact_update=true", 'key "exact_update" is true with num_iterations 2'),
 ])
 def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
-    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), override, check=False)
+    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), *override.split(), check=False)
     expect_error(proc, text)
     assert not (tmp_path / "out").exists()
 
