@@ -124,3 +124,16 @@ def test_training_from_scratch_reaches_the_documented_accuracy(tmp_path):
     subprocess.run([sys.executable, TESTBED / "train.py", "--out", tmp_path / "model"], check=True)
     log = [json.loads(line) for line in open(tmp_path / "model" / "train_log.jsonl")]
     assert log[-1]["heldout_accuracy"] >= DOCUMENTED_ACCURACY
+
+
+def test_the_demo_configs_validate():
+    """scripts/demo.sh runs these on the shipped model; a key renamed or a default changed elsewhere
+    must fail here, not in the demo."""
+    configs = ROOT / "configs"
+    run("foresight-golden", "validate", "--config", configs / "golden" / "testbed.yaml", f"model={MODEL}")
+    for stage in ("sft", "grpo"):
+        out = run("foresight-train", stage, "--config", configs / stage / "testbed.yaml", f"model={MODEL}", "--check")
+        assert "config ok" in out.stdout + out.stderr
+    for name in ("testbed", "testbed_teacher_forced"):
+        out = run("foresight-eval", "--config", configs / "eval" / f"{name}.yaml", f"model={MODEL}", "--check")
+        assert "config ok" in out.stdout + out.stderr
