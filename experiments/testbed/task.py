@@ -18,13 +18,14 @@ held-out problem's is skipped (`is_heldout`), so the evaluation problems are nev
 Held-out problems 0..63 are the validation set (the choices in README.md were made on them, and
 the training script's accuracy log uses them); the reported evaluation starts at 64 (VALIDATION).
 
-Command line (writes JSONL for foresight-model generate and foresight-eval):
+Command line (writes JSONL for foresight-model generate and foresight-eval; an existing --out is
+refused, and the file appears only when complete):
     task.py prompts  --split train   --count 256 --out prompts.jsonl     # traces are sampled from these
     task.py problems --split heldout --start 64 --count 256 --out problems.jsonl  # foresight-eval generation mode
-    task.py vocab --out vocab.json                                       # the token names
 """
 import argparse
 import json
+import os
 import random
 
 PAD, BOS, EOS, THINK, END_THINK, LINE_END, COUNT = range(7)
@@ -139,32 +140,36 @@ def decode(ids):
     return " ".join(token_name(t) for t in ids)
 
 
+def vocabulary():
+    """The token names, as model/vocab.json holds them."""
+    return {"vocab_size": VOCAB_SIZE, "tokens": [token_name(t) for t in range(VOCAB_SIZE)]}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["prompts", "problems", "vocab"])
+    p.add_argument("what", choices=["prompts", "problems"])
     p.add_argument("--split", choices=["train", "heldout"], default="heldout")
     p.add_argument("--start", type=int, default=0, help="first problem index (held-out: %d skips the validation set)" % VALIDATION)
     p.add_argument("--count", type=int, default=128)
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    if a.what == "vocab":
-        with open(a.out, "w") as f:
-            json.dump({"vocab_size": VOCAB_SIZE, "tokens": [token_name(t) for t in range(VOCAB_SIZE)],
-                       "format": __doc__.split("\n\n")[1]}, f, indent=1)
-        return
     if a.what == "problems" and a.split == "train":
         p.error("problems are for evaluation: use --split heldout")
     if a.start < 0 or a.count < 1:
         p.error("--start must be >= 0 and --count >= 1")
     if a.split == "heldout" and a.start + a.count > HELDOUT_POOL:
         p.error(f"--start + --count: at most {HELDOUT_POOL} held-out problems exist")
-    with open(a.out, "w") as f:
+    if os.path.exists(a.out):
+        p.error(f"--out {a.out} exists; refusing to overwrite it")
+    partial = a.out + ".partial"
+    with open(partial, "w") as f:
         for i in range(a.start, a.start + a.count):
             keys, values, lines = heldout_problem(i) if a.split == "heldout" else train_problem(i)
             record = {"id": f"{a.split}-{i}", "input_ids": prompt_ids(keys, values, lines)}
             if a.what == "problems":
                 record |= {"answer_prefix_ids": [END_THINK], "answer_ids": answer_ids(keys, values)}
             f.write(json.dumps(record) + "\n")
+    os.replace(partial, a.out)
 
 
 if __name__ == "__main__":

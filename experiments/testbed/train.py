@@ -7,17 +7,22 @@ The shipped checkpoint experiments/testbed/model/ is exactly:
     python experiments/testbed/train.py --out experiments/testbed/model
 (see experiments/testbed/README.md for its time and accuracy).
 
-Curriculum: the longest thinking grows linearly from 4 to 60 lines over the first 60% of the
-steps, and the number of facts from 2 to 8 over the first 30%, so the copy is learnt on short
-sequences first. The loss covers every generated token (thinking and answer; the prompt is
-given). Every --eval-every steps the model decodes the first --eval-problems held-out problems
-greedily and the answer accuracy is logged to <out>/train_log.jsonl.
+Curriculum (class Curriculum): longer thinking and more facts once the recalled facts' loss is
+low, and until the thinking reaches full length half of each batch is an auxiliary copy task
+(copy_sequence). The loss covers every generated token, the thinking's weighted by
+--thinking-weight (the prompt is given). Every --eval-every steps the model decodes the first
+--eval-problems held-out problems greedily and the answer accuracy is logged to
+<out>/train_log.jsonl.
+
+The run is written into <out>.partial and renamed to <out> when complete, so a stopped run never
+leaves a folder that looks like a model; an existing <out> is refused.
 """
 import argparse
 import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 
@@ -111,7 +116,7 @@ def heldout_accuracy(model, count, max_new_tokens=360):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="checkpoint directory (refused if it holds a model)")
+    p.add_argument("--out", required=True, help="checkpoint directory (must not exist)")
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -125,8 +130,10 @@ def main():
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--eval-problems", type=int, default=64)
     a = p.parse_args()
-    if os.path.exists(os.path.join(a.out, "model.safetensors")):
-        sys.exit(f"error: {a.out} already holds a model; choose another --out")
+    if os.path.exists(a.out):
+        sys.exit(f"error: --out {a.out} exists; choose another")
+    partial = a.out.rstrip("/") + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)  # what a stopped earlier run left
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     from transformers import Qwen3ForCausalLM
@@ -138,14 +145,14 @@ def main():
     warmup = 100
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / a.steps))))
-    os.makedirs(a.out, exist_ok=True)
-    log = open(os.path.join(a.out, "train_log.jsonl"), "w")
+    os.makedirs(partial)
+    log = open(os.path.join(partial, "train_log.jsonl"), "w")
     start = time.time()
     curriculum = Curriculum()
     for step in range(1, a.steps + 1):
         model.train()
         ranges = curriculum.ranges()
-        copies = a.batch // 2 if curriculum.ranges()[1][1] < 60 else 0
+        copies = a.batch // 2 if ranges[1][1] < 60 else 0
         ids, weight, answer = training_batch(step, ranges, a.batch, a.seed, copies, a.thinking_weight)
         logits = model(ids).logits[:, :-1]
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
@@ -166,11 +173,12 @@ def main():
             print(json.dumps(record), flush=True)
         log.write(json.dumps(record) + "\n")
         log.flush()
+    log.close()
     model.eval()
-    model.save_pretrained(a.out, safe_serialization=True)
-    with open(os.path.join(a.out, "vocab.json"), "w") as f:
-        json.dump({"vocab_size": task.VOCAB_SIZE, "tokens": [task.token_name(t) for t in range(task.VOCAB_SIZE)]},
-                  f, indent=1)
+    model.save_pretrained(partial, safe_serialization=True)
+    with open(os.path.join(partial, "vocab.json"), "w") as f:
+        json.dump(task.vocabulary(), f, indent=1)
+    os.rename(partial, a.out)
     print(f"train: saved {a.out} after {time.time() - start:.0f} s", flush=True)
 
 

@@ -62,6 +62,9 @@ def test_the_problem_files_are_what_foresight_eval_reads(tmp_path):
     subprocess.run([sys.executable, TESTBED / "task.py", "problems", "--split", "heldout", "--count", "3",
                     "--out", out], check=True)
     rows = read_jsonl(out)
+    again = subprocess.run([sys.executable, TESTBED / "task.py", "prompts", "--count", "1", "--out", out],
+                           capture_output=True, text=True)
+    assert again.returncode != 0 and "exists" in again.stderr and read_jsonl(out) == rows
     keys, values, lines = task.heldout_problem(2)
     assert rows[2] == {"id": "heldout-2", "input_ids": task.prompt_ids(keys, values, lines),
                        "answer_prefix_ids": [task.END_THINK], "answer_ids": task.answer_ids(keys, values)}
@@ -116,7 +119,8 @@ def test_training_is_deterministic(tmp_path):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     refused = subprocess.run([sys.executable, TESTBED / "train.py", "--out", tmp_path / "a", "--steps", "1"],
                              capture_output=True, text=True)
-    assert refused.returncode != 0 and "already holds a model" in refused.stderr
+    assert refused.returncode != 0 and "exists" in refused.stderr
+    assert not (tmp_path / "a.partial").exists()
 
 
 @pytest.mark.skipif(os.environ.get("FORESIGHT_SLOW") != "1", reason="retrains the testbed (~5 min); FORESIGHT_SLOW=1")
