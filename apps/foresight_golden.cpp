@@ -10,19 +10,17 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "common/atomic_output.h"
 #include "common/cli_options.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/progress.h"
-#include "common/traces.h"
 #include "golden/golden_config.h"
 #include "golden/golden_file.h"
+#include "golden/golden_run.h"
 #include "golden/reevict.h"
 #include "model/checkpoint.h"
-#include "model/trace_checks.h"
 #include "model/transformer.h"
 
 using namespace foresight;
@@ -33,7 +31,8 @@ constexpr const char* kUsage = R"(usage: foresight-golden <command> [options]
 
 commands:
   run       --config FILE [key=value ...]  record traces and write Golden Eviction drops (HDF5);
-            an existing output of the same model and schedule is resumed
+            an existing output of the same model and schedule is resumed; under torchrun
+            each rank records a share of the traces and rank 0 merges them into the output
   validate  --config FILE [key=value ...]  check a run config (and its model, when present)
   evict     --input IN.h5 --output OUT.h5 --budget B --interval W
             replay the oracle for another B/W from a file recorded with keep_attention
@@ -41,83 +40,16 @@ commands:
   bench     --length L --variant tiled|reference   time one recording of one layer (JSON line)
 
 Config keys (configs/golden/tiny.yaml documents each): model, traces, output, budget, interval,
-device, dtype, query_tile, key_tile, keep_attention, expect_model.{architecture,layers,heads,
+device, dtype, query_tile, key_tile, keep_attention, dist_timeout_s, expect_model.{architecture,layers,heads,
 kv_heads,head_dim}. Dotted keys override nested ones: expect_model.layers=28.
 )";
-
-std::string fmt(const char* format, double a, double b = 0, double c = 0) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, format, a, b, c);
-  return buf;
-}
 
 Config load_config(int argc, char** argv, const std::string& name) {
   cxxopts::Options o("foresight-golden " + name, "See `foresight-golden --help` for the config keys.");
   return parse_config_invocation(o, argc, argv).config;
 }
 
-void cmd_run(int argc, char** argv) {
-  const GoldenRunConfig rc = parse_golden_config(load_config(argc, argv, "run"));
-  const EvictionSchedule& schedule = rc.options.schedule;
-
-  // Everything a trace could fail on is checked before the first one is recorded.
-  const std::vector<Trace> traces = read_traces(rc.traces);
-  if (traces.empty()) throw Error("traces " + rc.traces + " holds no traces: nothing to record");
-  if (std::none_of(traces.begin(), traces.end(),
-                   [&](const Trace& t) { return schedule.steps(static_cast<int64_t>(t.input_ids.size())) > 0; })) {
-    throw Error("every trace of " + rc.traces + " has at most budget + interval = " +
-                std::to_string(schedule.budget + schedule.interval) +
-                " tokens: none reaches an eviction step, so there is nothing to record");
-  }
-  for (const Trace& t : traces) check_trace_id(t.id);
-  const Checkpoint ckpt = load_checkpoint(rc.model);
-  rc.expect.check(ckpt.config, rc.model);
-  for (const Trace& t : traces) check_trace_fits(ckpt.config, t);
-  const Transformer model(ckpt, rc.runtime);
-  GoldenFileWriter writer(rc.output, {fingerprint(ckpt), schedule, rc.options.keep_attention, rc.yaml});
-
-  std::vector<const Trace*> todo;
-  std::vector<std::string> too_short;
-  int64_t resumed = 0, tokens = 0;
-  for (const Trace& t : traces) {
-    if (writer.completed().count(t.id)) {
-      ++resumed;
-    } else if (schedule.steps(static_cast<int64_t>(t.input_ids.size())) == 0) {
-      too_short.push_back(t.id);
-    } else {
-      todo.push_back(&t);
-      tokens += static_cast<int64_t>(t.input_ids.size());
-    }
-  }
-  if (resumed > 0) {
-    std::fprintf(stderr, "golden: resuming %s: %lld of %zu traces already written\n", rc.output.c_str(),
-                 static_cast<long long>(resumed), traces.size());
-  }
-  ProgressBar bar("golden", tokens, "tok");
-  for (std::size_t i = 0; i < todo.size(); ++i) {
-    const Trace& t = *todo[i];
-    const auto start = std::chrono::steady_clock::now();
-    const GoldenTrace g = record_golden_trace(model, t.input_ids, rc.options);
-    writer.append(t.id, g, t.prompt_len);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    bar.advance(static_cast<int64_t>(t.input_ids.size()));
-    if (!::isatty(STDERR_FILENO)) {
-      bar.note("golden: [" + std::to_string(i + 1) + "/" + std::to_string(todo.size()) + "] trace " + t.id +
-               ": " + std::to_string(t.input_ids.size()) + " tokens, " + std::to_string(g.drop_slots.size(1)) +
-               " steps" + fmt(", %.2f s", secs));
-    }
-  }
-  bar.finish();
-  std::fprintf(stderr, "golden: wrote %zu traces to %s (%lld resumed)\n", todo.size(), rc.output.c_str(),
-               static_cast<long long>(resumed));
-  if (!too_short.empty()) {
-    std::string ids;
-    for (std::size_t i = 0; i < too_short.size() && i < 10; ++i) ids += (i ? ", " : "") + too_short[i];
-    std::fprintf(stderr, "golden: skipped %zu traces with at most budget + interval = %lld tokens (no eviction step): %s%s\n",
-                 too_short.size(), static_cast<long long>(schedule.budget + schedule.interval), ids.c_str(),
-                 too_short.size() > 10 ? ", ..." : "");
-  }
-}
+void cmd_run(int argc, char** argv) { run_golden(parse_golden_config(load_config(argc, argv, "run"))); }
 
 void cmd_validate(int argc, char** argv) {
   const Config config = load_config(argc, argv, "validate");

@@ -18,7 +18,7 @@ void check_schedule(const Config& c, const EvictionSchedule& s) {
 
 GoldenRunConfig parse_golden_config(const Config& c) {
   c.check_known_keys({"model", "traces", "output", "budget", "interval", "device", "dtype", "query_tile",
-                      "key_tile", "keep_attention", "expect_model.*"});
+                      "key_tile", "keep_attention", "dist_timeout_s", "expect_model.*"});
   GoldenRunConfig r;
   r.model = c.string("model");
   r.traces = c.string("traces");
@@ -28,6 +28,7 @@ GoldenRunConfig parse_golden_config(const Config& c) {
   check_schedule(c, r.options.schedule);
   r.options.tiles = {c.positive_int("query_tile", 1024), c.positive_int("key_tile", 1024)};
   r.options.keep_attention = c.boolean("keep_attention", false);
+  r.dist_timeout_s = c.positive_int("dist_timeout_s", r.dist_timeout_s);
   r.expect = parse_model_expectation(c);
   r.yaml = c.yaml();
   return r;

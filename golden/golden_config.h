@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "golden/recorder.h"
@@ -17,6 +18,9 @@ struct GoldenRunConfig {
   RuntimeOptions runtime;
   GoldenOptions options;
   ModelExpectation expect;
+  // Under torchrun: how long a rank waits for the others (the slowest rank's share included)
+  // before it fails instead of hanging.
+  int64_t dist_timeout_s = 3600;
   std::string yaml;  // the resolved config, stored in the output
 };
 

@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "common/cli.h"
+#include "common/collective.h"
 #include "common/config.h"
 
 namespace foresight {
@@ -13,6 +14,10 @@ RuntimeOptions parse_runtime_options(const Config& c) {
   if (!std::regex_match(r.device, std::regex("cpu|cuda(:[0-9]+)?"))) {
     c.fail("device", "is \"" + r.device + "\", expected cpu, cuda or cuda:N");
   }
+  // Every stage runs under torchrun the same way, so every stage's device is resolved here.
+  const RankDevice ranked = device_for_rank(r.device, rank_layout_from_environment());
+  if (!ranked.refusal.empty()) c.fail("device", ranked.refusal);
+  r.device = ranked.device;
   r.dtype = parse_dtype(c.choice("dtype", {"float32", "bfloat16", "float16"}, "float32"));
   return r;
 }

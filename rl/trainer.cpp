@@ -17,7 +17,7 @@
 #include "golden/golden_file.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
-#include "rl/collective.h"
+#include "common/collective.h"
 #include "rl/exact_update.h"
 #include "rl/grpo_config.h"
 #include "rl/grpo_loss.h"
@@ -110,13 +110,12 @@ void run_grpo(const GrpoConfig& cfg) {
   const std::vector<std::string> ids = shuffled(golden.trace_ids(), cfg.seed);
   if (ids.empty()) throw Error(cfg.golden + " holds no complete traces");
 
-  std::unique_ptr<Collective> ranks = collective_from_environment(std::chrono::seconds(cfg.dist_timeout_s));
+  std::unique_ptr<Collective> ranks =
+      collective_from_environment(std::chrono::seconds(cfg.dist_timeout_s), cfg.runtime.device);
   const bool writer = ranks->rank() == 0;
   const fs::path out_dir(cfg.output_dir);
   if (writer) fs::create_directories(out_dir);
-  RuntimeOptions runtime = cfg.runtime;
-  if (runtime.device == "cuda" && ranks->world_size() > 1) runtime.device += ":" + std::to_string(ranks->local_rank());
-  const Transformer model(base.checkpoint, runtime);
+  const Transformer model(base.checkpoint, cfg.runtime);
   const at::Device device = model.options().device();
   const auto saved = list_checkpoints(out_dir);
   const int64_t start = saved.empty() ? 0 : saved.back().first;

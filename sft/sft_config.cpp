@@ -8,7 +8,7 @@ namespace foresight {
 SftConfig parse_sft_config(const Config& c) {
   c.check_known_keys({"model", "golden", "output_dir", "device", "dtype", "features", "max_steps", "batch_size",
                       "lr", "lr_schedule", "warmup_steps", "max_grad_norm", "margin", "heldout_fraction",
-                      "eval_every", "save_every", "keep_last_n", "seed", "expect_model.*"});
+                      "eval_every", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
   SftConfig r;
   r.model = c.string("model");
   r.golden = c.string("golden");
@@ -27,6 +27,7 @@ SftConfig parse_sft_config(const Config& c) {
   r.eval_every = c.positive_int("eval_every", r.eval_every);
   r.save_every = c.positive_int("save_every", r.save_every);
   r.keep_last_n = c.positive_int("keep_last_n", r.keep_last_n);
+  r.dist_timeout_s = c.positive_int("dist_timeout_s", r.dist_timeout_s);
   r.seed = static_cast<uint64_t>(c.non_negative_int("seed", 0));
   r.expect = parse_model_expectation(c);
   r.yaml = c.yaml();

@@ -20,7 +20,7 @@ struct SftConfig {
   double lr = 1e-2, max_grad_norm = 1.0, margin = 0.01;
   std::string lr_schedule = "cosine";
   double heldout_fraction = 0.1;
-  int64_t eval_every = 50, save_every = 100, keep_last_n = 3;
+  int64_t eval_every = 50, save_every = 100, keep_last_n = 3, dist_timeout_s = 300;
   uint64_t seed = 0;
   ModelExpectation expect;
   std::string yaml;

@@ -5,8 +5,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "common/collective.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/sha256.h"
@@ -71,13 +74,16 @@ struct BatchResult {
   int64_t tokens = 0;
 };
 
-// Mean sample loss (sum over layers) and mean golden overlap over `ids`.
+// Mean sample loss (sum over layers) and mean golden overlap over `ids`. Each rank replays the
+// traces i with i % world == rank, weighted 1/|ids| as one process weights them; the ranks then
+// sum the loss, the overlap counts and, when training, the gradients, so that every rank steps
+// from the gradient one process would have.
 BatchResult run_batch(const Transformer& model, LearnedScorer& scorer, const GoldenFileReader& golden,
-                      const std::vector<std::string>& ids, const SftConfig& cfg, bool train) {
+                      const std::vector<std::string>& ids, const SftConfig& cfg, bool train, Collective& ranks) {
   double loss = 0, overlap_sum = 0;
   int64_t rows = 0, tokens = 0;
-  for (const std::string& id : ids) {
-    const GoldenTrace g = golden.read(id);
+  for (auto i = static_cast<std::size_t>(ranks.rank()); i < ids.size(); i += static_cast<std::size_t>(ranks.world_size())) {
+    const GoldenTrace g = golden.read(ids[i]);
     DistillationDecider decider(scorer, cfg.features, g, cfg.margin, 1.0 / static_cast<double>(ids.size()), train);
     run_budgeted(model, token_ids(g.tokens), golden.header().schedule, decider);
     loss += decider.loss;
@@ -85,7 +91,26 @@ BatchResult run_batch(const Transformer& model, LearnedScorer& scorer, const Gol
     rows += decider.overlap_rows;
     tokens += g.tokens.numel();
   }
-  return {loss, rows ? overlap_sum / static_cast<double>(rows) : 0.0, tokens};
+  // A parameter no trace of the batch reached has no gradient, and Adam leaves it alone; the
+  // ranks count who reached each one so that they leave alone the same parameters.
+  const std::vector<at::Tensor> params = train ? scorer.parameters() : std::vector<at::Tensor>{};
+  std::vector<at::Tensor> sums;
+  at::Tensor reached = at::zeros({static_cast<int64_t>(params.size())}, at::kDouble);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const at::Tensor& p = params[i];
+    if (p.grad().defined()) reached[static_cast<int64_t>(i)] = 1;
+    else p.mutable_grad() = at::zeros_like(p);
+    sums.push_back(p.grad());
+  }
+  sums.push_back(reached);
+  sums.push_back(at::tensor({loss, overlap_sum, static_cast<double>(rows), static_cast<double>(tokens)}, at::kDouble));
+  ranks.all_reduce_sum(sums);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (reached[static_cast<int64_t>(i)].item<double>() == 0) params[i].mutable_grad() = at::Tensor();
+  }
+  const at::Tensor s = sums.back();
+  const double total_rows = s[2].item<double>();
+  return {s[0].item<double>(), total_rows > 0 ? s[1].item<double>() / total_rows : 0.0, s[3].item<int64_t>()};
 }
 
 // golden_sha256 pins the data the scorer learned from, wherever the golden file moves.
@@ -117,8 +142,12 @@ void run_sft(const SftConfig& cfg) {
                 std::to_string(heldout_n));
   }
 
+  std::unique_ptr<Collective> ranks =
+      collective_from_environment(std::chrono::seconds(cfg.dist_timeout_s), cfg.runtime.device);
+  // Rank 0 alone writes: the output directory, metrics and checkpoints.
+  const bool writer = ranks->rank() == 0;
   const fs::path out_dir(cfg.output_dir);
-  fs::create_directories(out_dir);
+  if (writer) fs::create_directories(out_dir);
   const Transformer model(ckpt, cfg.runtime);
   const ScorerSpec spec{model_fp, ckpt.config.group_size(), cfg.features, golden.header().schedule};
   const auto saved = list_checkpoints(out_dir);
@@ -127,35 +156,43 @@ void run_sft(const SftConfig& cfg) {
   scorer.to(model.options().device());
   Adam adam(scorer.parameters());
   // After the checkpoint's own checks (model, schedule), which name the problem more precisely.
-  claim_output_dir(out_dir, {"sft", golden_sha256, cfg.yaml}, !saved.empty());
-  if (!saved.empty()) {
-    adam.load((saved.back().second / "optimizer.safetensors").string());
-    std::fprintf(stderr, "sft: resuming from %s (step %lld of %lld)\n", saved.back().second.c_str(),
-                 static_cast<long long>(start), static_cast<long long>(cfg.max_steps));
+  if (writer) claim_output_dir(out_dir, {"sft", golden_sha256, cfg.yaml}, !saved.empty());
+  if (!saved.empty()) adam.load((saved.back().second / "optimizer.safetensors").string());
+  std::optional<LineLog> metrics;
+  std::optional<ProgressBar> bar;
+  if (writer) {
+    if (!saved.empty()) {
+      std::fprintf(stderr, "sft: resuming from %s (step %lld of %lld)\n", saved.back().second.c_str(),
+                   static_cast<long long>(start), static_cast<long long>(cfg.max_steps));
+    }
+    std::fprintf(stderr, "sft: %zu training traces, %zu held out, on %lld rank(s); B %lld, W %lld, features %s\n",
+                 train.size(), heldout.size(), static_cast<long long>(ranks->world_size()),
+                 static_cast<long long>(spec.schedule.budget), static_cast<long long>(spec.schedule.interval),
+                 feature_set_name(cfg.features));
+    truncate_metrics(out_dir / "metrics.jsonl", start);
+    metrics.emplace((out_dir / "metrics.jsonl").string());
+    bar.emplace("sft", cfg.max_steps - start, "step");
   }
-  std::fprintf(stderr, "sft: %zu training traces, %zu held out; B %lld, W %lld, features %s\n", train.size(),
-               heldout.size(), static_cast<long long>(spec.schedule.budget), static_cast<long long>(spec.schedule.interval),
-               feature_set_name(cfg.features));
-
-  truncate_metrics(out_dir / "metrics.jsonl", start);
-  LineLog metrics((out_dir / "metrics.jsonl").string());
-  auto log = [&](const nlohmann::json& j) { metrics.write(j.dump()); };
-  auto evaluate = [&](int64_t step, ProgressBar& bar) {
+  auto log = [&](const nlohmann::json& j) {
+    if (writer) metrics->write(j.dump());
+  };
+  auto evaluate = [&](int64_t step) {
     if (heldout.empty()) return;
-    const BatchResult r = run_batch(model, scorer, golden, heldout, cfg, /*train=*/false);
+    const BatchResult r = run_batch(model, scorer, golden, heldout, cfg, /*train=*/false, *ranks);
     log({{"split", "heldout"}, {"step", step}, {"loss", r.loss}, {"golden_overlap", r.overlap}});
+    if (!writer) return;
     char line[160];
     std::snprintf(line, sizeof line, "sft: step %lld held-out loss %.5f golden overlap %.3f (random %.3f)",
                   static_cast<long long>(step), r.loss, r.overlap,
                   static_cast<double>(spec.schedule.interval) / static_cast<double>(spec.schedule.budget));
-    bar.note(line);
+    bar->note(line);
   };
 
-  ProgressBar bar("sft", cfg.max_steps - start, "step");
   int64_t last_good = saved.empty() ? -1 : start;
   for (int64_t step = start; step < cfg.max_steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
-    const BatchResult r = run_batch(model, scorer, golden, batch_for_step(train, step, cfg.batch_size, cfg.seed), cfg, true);
+    const BatchResult r =
+        run_batch(model, scorer, golden, batch_for_step(train, step, cfg.batch_size, cfg.seed), cfg, true, *ranks);
     const double grad_norm = clip_grad_norm(scorer.parameters(), cfg.max_grad_norm);
     check_finite_step(r.loss, grad_norm, step + 1, out_dir, last_good);
     const double lr = scheduled_lr(cfg.lr, step, cfg.warmup_steps, cfg.max_steps, cfg.lr_schedule);
@@ -165,17 +202,20 @@ void run_sft(const SftConfig& cfg) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     log({{"step", step + 1}, {"loss", r.loss}, {"golden_overlap", r.overlap}, {"lr", lr}, {"grad_norm", grad_norm},
          {"tokens_per_s", static_cast<double>(r.tokens) / secs}, {"step_seconds", secs}});
-    bar.advance();
+    if (writer) bar->advance();
     const bool last = step + 1 == cfg.max_steps;
-    if ((step + 1) % cfg.eval_every == 0 || last) evaluate(step + 1, bar);
+    if ((step + 1) % cfg.eval_every == 0 || last) evaluate(step + 1);
     if ((step + 1) % cfg.save_every == 0 || last) {
-      save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), scorer, provenance(cfg, golden_sha256, step + 1),
-                      &adam, step + 1);
+      if (writer) {
+        save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), scorer,
+                        provenance(cfg, golden_sha256, step + 1), &adam, step + 1);
+        prune_checkpoints(out_dir, cfg.keep_last_n);
+      }
       last_good = step + 1;
-      prune_checkpoints(out_dir, cfg.keep_last_n);
     }
   }
-  bar.finish();
+  if (!writer) return;
+  bar->finish();
   save_checkpoint(out_dir / "final", scorer, provenance(cfg, golden_sha256, cfg.max_steps), nullptr, cfg.max_steps);
   std::fprintf(stderr, "sft: done; scorer in %s\n", (out_dir / "final").c_str());
 }
