@@ -84,6 +84,15 @@ void BudgetedDecoder::begin_chunk() {
   for (LayerCache& cache : caches_) cache.begin_chunk(schedule_.interval, /*keep_rows=*/true);
 }
 
+void BudgetedDecoder::branch(std::vector<DropDecider*> deciders) {
+  if (batch_ != 1) throw Error("budgeted decoder: only a batch of one branches; this one has " + std::to_string(batch_));
+  if (steps_ != 0) throw Error("budgeted decoder: branching after an eviction step would copy one sequence's drops");
+  if (deciders.empty()) throw Error("budgeted decoder: no sequence to branch into (no decider given)");
+  deciders_ = std::move(deciders);
+  batch_ = static_cast<int64_t>(deciders_.size());
+  for (LayerCache& cache : caches_) cache.repeat_heads(batch_);
+}
+
 at::Tensor BudgetedDecoder::feed(const at::Tensor& tokens) {
   c10::NoGradGuard frozen;  // the model is frozen; deciders that train enable grad themselves
   if (tokens.dim() != 2 || tokens.size(0) != batch_) {

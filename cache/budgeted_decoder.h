@@ -38,6 +38,11 @@ class BudgetedDecoder {
   // sequence and KV head (the eviction step). So each layer holds at most B + W entries.
   at::Tensor feed(const at::Tensor& tokens);
 
+  // Turns a batch of one into a batch of deciders.size() copies of it, each then decided by its
+  // own decider: tokens every sequence shares (a prompt, the first B + W tokens of G rollouts of
+  // one trace) run once. Only before the first eviction step, so no decision is copied.
+  void branch(std::vector<DropDecider*> deciders);
+
   int64_t length() const { return length_; }
   int64_t evictions() const { return steps_; }  // eviction steps run
   int64_t peak_entries() const { return peak_; }  // most entries any layer held (per sequence and KV head)

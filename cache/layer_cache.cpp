@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "common/error.h"
 #include "kernels/chunk_attention_op.h"
 #include "kernels/select_compact_op.h"
@@ -79,6 +81,19 @@ void LayerCache::evict(const at::Tensor& slots, int64_t budget) {
   compact_entries({keys_, values_, cum_, cum_decay_, positions_}, slots, budget);  // in place; the last W are stale
   const int64_t kept = size() - slots.size(1);
   for (at::Tensor* t : {&keys_, &values_, &cum_, &cum_decay_, &positions_}) *t = t->narrow(1, 0, kept);
+}
+
+void LayerCache::repeat_heads(int64_t times) {
+  const auto tile = [times](at::Tensor& x) {
+    if (!x.defined()) return;
+    std::vector<int64_t> reps(static_cast<std::size_t>(x.dim()), 1);
+    reps[0] = times;
+    x = x.repeat(reps);  // fresh storage: evict() compacts these in place, the copies must not share it
+  };
+  for (at::Tensor* t : {&keys_, &values_, &cum_, &cum_decay_, &positions_, &rows_, &whole_chunk_.max, &whole_chunk_.min,
+                        &whole_chunk_.sum, &whole_chunk_.sum16, &whole_chunk_.sum8, &whole_chunk_.sum32}) {
+    tile(*t);
+  }
 }
 
 }  // namespace foresight

@@ -37,6 +37,11 @@ class LayerCache {
   // their order and the later entries follow them.
   void evict(const at::Tensor& slots, int64_t budget);
 
+  // Every head becomes `times` heads, the copies tiled (all heads, then all heads again ...), with
+  // the chunk's bookkeeping: a cache of one sequence becomes that of a batch of identical ones, in
+  // the order the budgeted decoder folds a batch. Each copy then evolves on its own.
+  void repeat_heads(int64_t times);
+
   int64_t size() const { return keys_.defined() ? keys_.size(1) : 0; }
   const at::Tensor& positions() const { return positions_; }  // int64 [heads, size]
 

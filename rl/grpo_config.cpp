@@ -9,7 +9,7 @@ namespace foresight {
 
 GrpoConfig parse_grpo_config(const Config& c) {
   c.check_known_keys({"model", "golden", "init_scorer", "output_dir", "device", "dtype", "features", "max_steps",
-                      "per_step_traces", "num_generations", "num_iterations", "learning_rate", "lr_schedule",
+                      "per_step_traces", "num_generations", "rollout_batch", "num_iterations", "learning_rate", "lr_schedule",
                       "warmup_steps", "max_grad_norm", "epsilon", "beta", "beta_steps", "reward.*", "logprob",
                       "exact_update", "keep_features", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
   GrpoConfig r;
@@ -25,6 +25,7 @@ GrpoConfig parse_grpo_config(const Config& c) {
   if (r.num_generations < 2) {
     c.fail("num_generations", "is 1, expected at least 2 (group-normalised advantages need a group)");
   }
+  r.rollout_batch = c.non_negative_int("rollout_batch", r.rollout_batch);
   r.num_iterations = c.positive_int("num_iterations", r.num_iterations);
   r.learning_rate = c.positive_number("learning_rate", r.learning_rate);
   r.lr_schedule = c.choice("lr_schedule", {"constant", "cosine"}, r.lr_schedule);

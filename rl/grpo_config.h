@@ -19,6 +19,9 @@ struct GrpoConfig {
   RuntimeOptions runtime;
   FeatureSet features = FeatureSet::Recency;
   int64_t max_steps = 250, per_step_traces = 32, num_generations = 8, num_iterations = 1;
+  // A rank's rollouts of one trace run as batches of at most this many through the model (memory
+  // grows with it); 0: all of them in one batch. The rollouts themselves do not depend on it.
+  int64_t rollout_batch = 0;
   double learning_rate = 3e-4, max_grad_norm = 1.0, epsilon = 0.2, beta = 0.05;
   int64_t warmup_steps = 10, beta_steps = 100;  // beta applies to the first beta_steps steps, then 0
   std::string lr_schedule = "constant";

@@ -3,7 +3,11 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <memory>
+
+#include "cache/budgeted_decoder.h"
 #include "common/error.h"
+#include "model/token_metrics.h"
 #include "policy/policy_drops.h"
 #include "policy/scorer.h"
 #include "rl/grpo_loss.h"
@@ -70,16 +74,61 @@ class SamplingDecider : public FeatureDecider {
 
 }  // namespace
 
+std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector<int64_t>& ids,
+                                     const RolloutOptions& options, LearnedScorer& policy, LearnedScorer& reference,
+                                     std::vector<at::Generator> gens, std::vector<RolloutGradient*> gradients) {
+  const auto batch = static_cast<int64_t>(gens.size());
+  if (batch == 0) throw Error("rollout: no generator given (one per rollout)");
+  if (!gradients.empty() && gradients.size() != gens.size()) {
+    throw Error("rollout: " + std::to_string(gradients.size()) + " gradients for " + std::to_string(batch) +
+                " rollouts; give one per rollout (null for none) or none at all");
+  }
+  std::vector<Rollout> out(static_cast<std::size_t>(batch));
+  std::vector<std::unique_ptr<SamplingDecider>> owned;
+  std::vector<DropDecider*> deciders;
+  for (std::size_t g = 0; g < out.size(); ++g) {
+    out[g].steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
+    owned.push_back(std::make_unique<SamplingDecider>(options, policy, reference, std::move(gens[g]),
+                                                      gradients.empty() ? nullptr : gradients[g], out[g]));
+    deciders.push_back(owned.back().get());
+  }
+
+  const at::Tensor tokens = at::tensor(at::ArrayRef<int64_t>(ids), at::kLong);
+  const int64_t length = tokens.size(0);
+  const EvictionSchedule& s = options.schedule;
+  const int64_t shared = options.share_prefix ? std::min(length, s.budget + s.interval) : 0;
+  BudgetedDecoder decoder(model, s, shared ? std::vector<DropDecider*>{deciders.front()} : deciders);
+  // The shared prefix's NLL is computed once too. Its last hidden state predicts the first token
+  // after it, so each rollout's own NLL starts from there.
+  at::Tensor prefix_nll, prefix_last;
+  if (shared) {
+    const at::Tensor hidden = decoder.feed(tokens.slice(0, 0, shared).unsqueeze(0))[0];  // [P, hidden]
+    prefix_nll = token_metrics(model, hidden, tokens.slice(0, 0, shared)).nll;
+    prefix_last = hidden.slice(0, shared - 1);
+    decoder.branch(deciders);
+  }
+  const at::Tensor rest = shared < length
+                              ? decoder.feed(tokens.slice(0, shared).unsqueeze(0).expand({batch, -1}).contiguous())
+                              : at::Tensor();  // [N, L - P, hidden]
+  const at::Tensor slots = decoder.drop_slots();
+  for (int64_t g = 0; g < batch; ++g) {
+    Rollout& r = out[static_cast<std::size_t>(g)];
+    if (!shared) {
+      r.nll = token_metrics(model, rest[g], tokens).nll;
+    } else if (!rest.defined()) {
+      r.nll = prefix_nll.clone();
+    } else {
+      r.nll = at::cat({prefix_nll, token_metrics(model, at::cat({prefix_last, rest[g]}), tokens.slice(0, shared - 1)).nll});
+    }
+    r.drop_slots = slots[g];
+  }
+  return out;
+}
+
 Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids, const RolloutOptions& options,
                        LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
                        RolloutGradient* gradient) {
-  Rollout r;
-  r.steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
-  SamplingDecider decider(options, policy, reference, std::move(gen), gradient, r);
-  BudgetedRun run = run_budgeted(model, ids, options.schedule, decider);
-  r.nll = std::move(run.nll);
-  r.drop_slots = std::move(run.drop_slots);
-  return r;
+  return std::move(sample_rollouts(model, ids, options, policy, reference, {std::move(gen)}, {gradient}).front());
 }
 
 }  // namespace foresight

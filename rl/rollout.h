@@ -53,13 +53,27 @@ struct RolloutOptions {
   FeatureSet features = FeatureSet::Recency;
   LogprobKind logprob = LogprobKind::PerDrop;
   bool keep_features = true;
+  // The first B + W tokens are the same in every rollout of a trace and come before any eviction:
+  // with share_prefix they run once, at batch 1, and the batch branches from there. Off, every
+  // rollout runs them itself (what the tests compare the shared way against).
+  bool share_prefix = true;
 };
 
 // Runs the schedule over `ids` with `policy`'s scores sampled by `gen` (drawn on the CPU, so the
 // same seed gives the same rollout on any device). Reward left unset. With a `gradient`, the policy
 // scores each step with grad (its unfused forward, on any device) and `gradient` sees every step.
+// The batch of one of sample_rollouts.
 Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids, const RolloutOptions& options,
                        LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
                        RolloutGradient* gradient = nullptr);
+
+// Rollouts of one trace as one batch through the model (one budgeted decoder), one per generator:
+// rollout g samples its drops with gens[g] and, where gradients[g] is given, reports its steps
+// there; each evicts its own slots. Rollout g is sample_rollout with gens[g] and gradients[g], up
+// to rounding (a larger matrix product sums in another order). `gradients` is empty or one
+// (possibly null) per generator.
+std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector<int64_t>& ids,
+                                     const RolloutOptions& options, LearnedScorer& policy, LearnedScorer& reference,
+                                     std::vector<at::Generator> gens, std::vector<RolloutGradient*> gradients = {});
 
 }  // namespace foresight

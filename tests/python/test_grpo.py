@@ -115,6 +115,24 @@ def test_exact_update_equals_the_kept_features_update(data, tmp_path, steps):
     assert max(float(np.abs(wb[k] - scorer_weights(data[2])[k]).max()) for k in wb) > 2e-4  # and it did train
 
 
+def test_batched_rollouts_train_as_one_by_one(data, tmp_path):
+    """A trace's rollouts in one batch (rollout_batch 0), in batches of 3 of 4 (the last one short)
+    and one by one draw the same drops: the same rewards, and the same weights after two steps."""
+    args = ("per_step_traces=2", "learning_rate=3e-4", "warmup_steps=0", "beta=0.5")
+    for batch in (1, 0, 3):
+        grpo(data, tmp_path / f"batch{batch}", 2, 4, *args, f"rollout_batch={batch}")
+    alone = read_jsonl(tmp_path / "batch1" / "metrics.jsonl")
+    for batch in (0, 3):
+        rows = read_jsonl(tmp_path / f"batch{batch}" / "metrics.jsonl")
+        assert [r["reward"] for r in rows] == pytest.approx([r["reward"] for r in alone], rel=1e-6)
+        assert [r["kl"] for r in rows] == pytest.approx([r["kl"] for r in alone], rel=1e-5)
+        wa, wb = scorer_weights(tmp_path / "batch1" / "final"), scorer_weights(tmp_path / f"batch{batch}" / "final")
+        worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+        print(f"largest weight difference, rollout_batch {batch} vs 1 after 2 steps: {worst:.2e}")
+        assert worst < 1e-6
+    assert len({r["reward"] for r in alone}) == len(alone)  # and the steps drew different rollouts
+
+
 def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
     args = ("per_step_traces=2", "save_every=2", "keep_last_n=5", "learning_rate=1e-2")
     grpo(data, tmp_path / "straight", 6, 2, *args)
@@ -271,6 +289,7 @@ def test_traces_shorter_than_b_plus_2w_are_refused(data, tmp_path):
     ("reward.kind=max", 'key "reward.kind" is "max", expected one of: spike, mean_nll'),
     ("epsilon=1.5", 'key "epsilon" is 1.5, expected a clip range below 1'),
     ("beta=-1", 'key "beta" is -1, expected a non-negative number'),
+    ("rollout_batch=-2", 'key "rollout_batch" is -2, expected a non-negative integer'),
     ("generations=4", 'key "generations" is not a known key'),
     ("keep_features=true", 'key "keep_features" is true, but the exact update'),
     ("num_iterations=2 exact_update=true", 'key "exact_update" is true with num_iterations 2'),
