@@ -198,10 +198,10 @@ void cmd_generate(int argc, char** argv) {
       cxxopts::value<std::string>())(
       "sinks", "streaming_llm: first tokens always kept", cxxopts::value<int64_t>()->default_value("4"))(
       "record-drops", "add \"drop_positions\": per eviction step, [layers][KV heads][W] positions dropped")(
-      "threads", "intra-op threads (0: LibTorch's default; 1 is fastest for tiny models, whose decode steps are "
-                 "too small to split)", cxxopts::value<int>()->default_value("0"));
+      "threads", "intra-op threads (0: the default, OMP_NUM_THREADS or else the physical cores this process may "
+                 "run on; 1 is fastest for tiny models, whose decode steps are too small to split)", cxxopts::value<int>()->default_value("0"));
   const auto r = parse_options(o, argc, argv);
-  if (r["threads"].as<int>() < 0) throw Error("--threads must be 0 (LibTorch's default) or more");
+  if (r["threads"].as<int>() < 0) throw Error("--threads must be 0 (the default) or more");
   if (r["threads"].as<int>() > 0) at::set_num_threads(r["threads"].as<int>());
   GenerationOptions options;
   options.max_new_tokens = required<int64_t>(r, "max-new-tokens");
@@ -356,7 +356,7 @@ void cmd_bench(int argc, char** argv) {
   add_runtime_options(o);
   o.add_options()("tokens", "sequence length", cxxopts::value<int64_t>()->default_value("512"))(
       "repeats", "timed runs (the best is reported)", cxxopts::value<int64_t>()->default_value("3"))(
-      "threads", "intra-op threads (0: LibTorch's default)", cxxopts::value<int>()->default_value("0"));
+      "threads", "intra-op threads (0: the default, OMP_NUM_THREADS or else the physical cores this process may run on)", cxxopts::value<int>()->default_value("0"));
   const auto r = parse_options(o, argc, argv);
   if (r["threads"].as<int>() > 0) at::set_num_threads(r["threads"].as<int>());
   const Transformer model = load_model(r);
