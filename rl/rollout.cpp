@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <unordered_set>
+
 #include "common/error.h"
 #include "policy/policy_drops.h"
 #include "policy/scorer.h"
@@ -80,6 +82,19 @@ Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids
   r.nll = std::move(run.nll);
   r.drop_slots = std::move(run.drop_slots);
   return r;
+}
+
+int64_t kept_feature_bytes(const Rollout& rollout) {
+  std::unordered_set<const void*> seen;
+  int64_t bytes = 0;
+  for (const auto& layer : rollout.steps) {
+    for (const RolloutStep& s : layer) {
+      if (!s.features.defined()) continue;
+      const c10::Storage& storage = s.features.storage();
+      if (seen.insert(storage.unsafeGetStorageImpl()).second) bytes += static_cast<int64_t>(storage.nbytes());
+    }
+  }
+  return bytes;
 }
 
 }  // namespace foresight

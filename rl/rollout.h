@@ -62,4 +62,9 @@ Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids
                        LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
                        RolloutGradient* gradient = nullptr);
 
+// The bytes the rollout's kept features hold in memory (keep_features): the storages its steps'
+// feature tensors keep alive, each counted once, measured rather than computed from the shapes. 0
+// when none were kept.
+int64_t kept_feature_bytes(const Rollout& rollout);
+
 }  // namespace foresight

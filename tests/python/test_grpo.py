@@ -44,7 +44,7 @@ def grpo(data, out, steps, generations, *extra, check=True):
 
 
 def comparable(rows):
-    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "step_seconds")
+    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "update_scorer_seconds", "step_seconds")
     return [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
 
