@@ -42,26 +42,35 @@ class DistillationDecider : public FeatureDecider {
 
   at::Tensor decide_view(const StepView& view) override {
     const at::Device device = view.features.device();
-    const at::Tensor drops = golden_.drop_slots[view.layer][view.step].to(device, at::kLong);
-    const at::Tensor oracle = golden_.oracle_scores[view.layer][view.step].to(device);
+    if (!drop_slots_.defined()) {  // the trace's oracle on the device once, not a copy per step
+      drop_slots_ = golden_.drop_slots.to(device, at::kLong);
+      oracle_scores_ = golden_.oracle_scores.to(device);
+      loss_ = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
+      overlap_sum_ = at::zeros_like(loss_);
+    }
+    const at::Tensor drops = drop_slots_[view.layer][view.step];
+    const at::Tensor oracle = oracle_scores_[view.layer][view.step];
     c10::AutoGradMode grad(train_);
     const at::Tensor scores = scorer_.forward(view.layer, view.features);
     const RankingLoss l = pairwise_hinge(scores, oracle, margin_);
     const at::Tensor part = (l.row_loss * l.has_pairs).sum() * (weight_ / rows_[view.layer].item<double>());
     if (train_) part.backward();
-    loss += part.item<double>();
-    overlap_sum += golden_overlap(scores, drops).sum().item<double>();
+    // Summed on the device in double, as the host sum was, and read once per trace (loss(), overlap_sum()).
+    loss_ += part.detach().to(at::kDouble);
+    overlap_sum_ += golden_overlap(scores, drops).sum().to(at::kDouble);
     overlap_rows += scores.size(0);
     return drops;
   }
 
-  double loss = 0, overlap_sum = 0;
+  double loss() const { return loss_.defined() ? loss_.item<double>() : 0.0; }
+  double overlap_sum() const { return overlap_sum_.defined() ? overlap_sum_.item<double>() : 0.0; }
   int64_t overlap_rows = 0;
 
  private:
   LearnedScorer& scorer_;
   const GoldenTrace& golden_;
-  at::Tensor rows_;
+  at::Tensor drop_slots_, oracle_scores_, loss_, overlap_sum_;
+  at::Tensor rows_;  // on the host: reading it is no device read-back
   double margin_, weight_;
   bool train_;
 };
@@ -80,8 +89,8 @@ BatchResult run_batch(const Transformer& model, LearnedScorer& scorer, const Gol
     const GoldenTrace g = golden.read(id);
     DistillationDecider decider(scorer, cfg.features, g, cfg.margin, 1.0 / static_cast<double>(ids.size()), train);
     run_budgeted(model, token_ids(g.tokens), golden.header().schedule, decider);
-    loss += decider.loss;
-    overlap_sum += decider.overlap_sum;
+    loss += decider.loss();
+    overlap_sum += decider.overlap_sum();
     rows += decider.overlap_rows;
     tokens += g.tokens.numel();
   }
