@@ -18,6 +18,8 @@
 #include "cache/budgeted_runner.h"
 #include "generate/generation.h"
 #include "golden/recorder.h"
+#include "policy/golden_replay.h"
+#include "policy/policy_drops.h"
 #include "policy/scorer.h"
 #include "rl/exact_update.h"
 #include "rl/rollout.h"
@@ -127,6 +129,14 @@ TEST(HostSyncCuda, SyncsPerEvictionStepStayWithinTheAudit) {
   rows.push_back({"teacher-forced oracle drops (ForcedDrops)", per_step([&](int64_t n) {
                     ForcedDrops forced(golden(n).drop_slots);
                     run_budgeted(model, ids(n), kSchedule, forced);
+                  }),
+                  kLayers});
+
+  // Teacher-forced evaluation of the oracle's scores as a policy (greedy top-W on the device).
+  rows.push_back({"teacher-forced eval, golden (GoldenReplay)", per_step([&](int64_t n) {
+                    GoldenReplay oracle(golden(n).oracle_scores);
+                    PolicyDrops drops(oracle, FeatureSet::Recency, kSchedule.interval);
+                    run_budgeted(model, ids(n), kSchedule, drops);
                   }),
                   kLayers});
 
