@@ -92,6 +92,8 @@ TEST(HostSyncCuda, SyncsPerEvictionStepStayWithinTheAudit) {
   const Transformer model = Transformer::load(
       (std::filesystem::temp_directory_path() / "foresight_tiny_host_sync").string(), {"cuda", at::kFloat});
   ASSERT_EQ(model.config().num_layers, kLayers);
+  // The counter sees a read-back at all (sync-debug mode is a process-wide setting of c10_cuda).
+  ASSERT_GE(syncs_of([] { at::ones({1}, at::kCUDA).item<float>(); }), 1);
   LearnedScorer policy(spec_of(model), 1), reference(spec_of(model), 2);
   policy.to(at::kCUDA);
   reference.to(at::kCUDA);
@@ -168,6 +170,10 @@ TEST(HostSyncCuda, SyncsPerEvictionStepStayWithinTheAudit) {
   std::printf("%-44s %10s %8s\n", "path", "measured", "audit");
   for (const Measured& m : rows) std::printf("%-44s %10.2f %8lld\n", m.path.c_str(), m.per_step, static_cast<long long>(m.bound));
   for (const Measured& m : rows) EXPECT_LE(m.per_step, static_cast<double>(m.bound)) << m.path;
+  // Sampling reads every layer's scores back by design (drawn on the CPU, so a seed gives the same
+  // rollout on any device): at least that much must be seen.
+  EXPECT_GE(rows[0].per_step, static_cast<double>(kLayers));
+  EXPECT_GE(rows[1].per_step, static_cast<double>(kLayers));
 }
 #else
 TEST(HostSyncCuda, SyncsPerEvictionStepStayWithinTheAudit) {
