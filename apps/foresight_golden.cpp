@@ -1,6 +1,7 @@
 // foresight-golden: stage 1. Record future attention over reasoning traces and replay the Golden
 // Eviction oracle into an HDF5 trace file (DESIGN.md §2-§3, §8).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "common/atomic_output.h"
 #include "common/cli_options.h"
@@ -37,7 +39,7 @@ commands:
   evict     --input IN.h5 --output OUT.h5 --budget B --interval W
             replay the oracle for another B/W from a file recorded with keep_attention
   inspect   FILE                           validate a golden file and summarise it
-  bench     --length L --variant tiled|reference   time one recording of one layer (JSON line)
+  bench     --length L --variant tiled|reference   time the recording of one layer, min and median (JSON line)
 
 Config keys (configs/golden/tiny.yaml documents each): model, traces, output, budget, interval,
 device, dtype, query_tile, key_tile, keep_attention, dist_timeout_s, expect_model.{architecture,layers,heads,
@@ -167,10 +169,18 @@ void cmd_inspect(int argc, char** argv) {
   }
 }
 
+double peak_rss_mb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
 void cmd_bench(int argc, char** argv) {
   cxxopts::Options o("foresight-golden bench",
-                     "Record one layer's block attention over random q/k/v of L tokens and print one JSON\n"
-                     "line: time, tokens/s and this process's peak resident memory. experiments/\n"
+                     "Record one layer's block attention over random q/k/v of L tokens, --warmup untimed then\n"
+                     "--repeats timed runs, and print one JSON line: min and median seconds, tokens/s, the\n"
+                     "threads, and peak resident memory with its baseline (the process with its libraries and\n"
+                     "the inputs, before the first run), so peak - baseline is the work's own. experiments/\n"
                      "bench_recorder.py runs it per length and variant and prints the table.");
   o.add_options()("length", "L", cxxopts::value<int64_t>()->default_value("2048"))(
       "variant", "tiled (the recorder) or reference (full L x L softmax)",
@@ -180,26 +190,54 @@ void cmd_bench(int argc, char** argv) {
       "head-dim", "head dimension", cxxopts::value<int64_t>()->default_value("64"))(
       "interval", "W (block size)", cxxopts::value<int64_t>()->default_value("256"))(
       "query-tile", "recorder query tile", cxxopts::value<int64_t>()->default_value("1024"))(
-      "key-tile", "recorder key tile", cxxopts::value<int64_t>()->default_value("1024"));
+      "key-tile", "recorder key tile", cxxopts::value<int64_t>()->default_value("1024"))(
+      "warmup", "untimed runs first", cxxopts::value<int64_t>()->default_value("1"))(
+      "repeats", "timed runs", cxxopts::value<int64_t>()->default_value("3"))(
+      "threads", "intra-op threads (0: the default, OMP_NUM_THREADS or else the physical cores this process may "
+                 "run on)", cxxopts::value<int>()->default_value("0"));
   const auto r = parse_options(o, argc, argv);
   const int64_t len = r["length"].as<int64_t>(), w = r["interval"].as<int64_t>();
+  const int64_t warmup = r["warmup"].as<int64_t>(), repeats = r["repeats"].as<int64_t>();
   const std::string variant = r["variant"].as<std::string>();
   if (variant != "tiled" && variant != "reference") throw Error("--variant must be tiled or reference");
+  if (warmup < 0) throw Error("--warmup must be 0 or more");
+  if (repeats < 1) throw Error("--repeats must be 1 or more");
+  if (r["threads"].as<int>() < 0) throw Error("--threads must be 0 (the default) or more");
+  if (r["threads"].as<int>() > 0) at::set_num_threads(r["threads"].as<int>());
   at::manual_seed(0);
   const at::Tensor q = at::randn({len, r["heads"].as<int64_t>(), r["head-dim"].as<int64_t>()});
   const at::Tensor k = at::randn({len, r["kv-heads"].as<int64_t>(), r["head-dim"].as<int64_t>()});
   const at::Tensor v = at::randn_like(k);
-  const auto start = std::chrono::steady_clock::now();
-  const BlockAttention a = variant == "tiled"
-                               ? block_attention(q, k, v, w, {r["query-tile"].as<int64_t>(), r["key-tile"].as<int64_t>()})
-                               : block_attention_reference(q, k, v, w);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  std::cout << nlohmann::json{{"variant", variant}, {"length", len}, {"seconds", secs},
-                              {"tokens_per_s", static_cast<double>(len) / secs},
-                              {"peak_rss_mb", static_cast<double>(usage.ru_maxrss) / 1024.0},
-                              {"checksum", a.blocks.sum().item<double>()}}.dump()
+  const double baseline_mb = peak_rss_mb();
+  auto record = [&] {
+    return variant == "tiled" ? block_attention(q, k, v, w, {r["query-tile"].as<int64_t>(), r["key-tile"].as<int64_t>()})
+                              : block_attention_reference(q, k, v, w);
+  };
+  for (int64_t i = 0; i < warmup; ++i) record();
+  std::vector<double> secs;
+  double checksum = 0;
+  for (int64_t i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const BlockAttention a = record();
+    secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    checksum = a.blocks.sum().item<double>();
+  }
+  std::sort(secs.begin(), secs.end());
+  // The median of an even count is the mean of the middle two.
+  const double median = (secs[(secs.size() - 1) / 2] + secs[secs.size() / 2]) / 2;
+  std::cout << nlohmann::json{{"variant", variant},
+                              {"length", len},
+                              {"threads", at::get_num_threads()},
+                              {"warmup", warmup},
+                              {"repeats", repeats},
+                              {"seconds_min", secs.front()},
+                              {"seconds_median", median},
+                              {"tokens_per_s_max", static_cast<double>(len) / secs.front()},
+                              {"tokens_per_s_median", static_cast<double>(len) / median},
+                              {"baseline_rss_mb", baseline_mb},
+                              {"peak_rss_mb", peak_rss_mb()},
+                              {"checksum", checksum}}
+                   .dump()
             << std::endl;
 }
 

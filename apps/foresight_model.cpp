@@ -198,10 +198,10 @@ void cmd_generate(int argc, char** argv) {
       cxxopts::value<std::string>())(
       "sinks", "streaming_llm: first tokens always kept", cxxopts::value<int64_t>()->default_value("4"))(
       "record-drops", "add \"drop_positions\": per eviction step, [layers][KV heads][W] positions dropped")(
-      "threads", "intra-op threads (0: LibTorch's default; 1 is fastest for tiny models, whose decode steps are "
-                 "too small to split)", cxxopts::value<int>()->default_value("0"));
+      "threads", "intra-op threads (0: the default, OMP_NUM_THREADS or else the physical cores this process may "
+                 "run on; 1 is fastest for tiny models, whose decode steps are too small to split)", cxxopts::value<int>()->default_value("0"));
   const auto r = parse_options(o, argc, argv);
-  if (r["threads"].as<int>() < 0) throw Error("--threads must be 0 (LibTorch's default) or more");
+  if (r["threads"].as<int>() < 0) throw Error("--threads must be 0 (the default) or more");
   if (r["threads"].as<int>() > 0) at::set_num_threads(r["threads"].as<int>());
   GenerationOptions options;
   options.max_new_tokens = required<int64_t>(r, "max-new-tokens");
@@ -355,8 +355,8 @@ void cmd_bench(int argc, char** argv) {
   cxxopts::Options o("foresight-model bench", "Time the full forward over random tokens.");
   add_runtime_options(o);
   o.add_options()("tokens", "sequence length", cxxopts::value<int64_t>()->default_value("512"))(
-      "repeats", "timed runs (the best is reported)", cxxopts::value<int64_t>()->default_value("3"))(
-      "threads", "intra-op threads (0: LibTorch's default)", cxxopts::value<int>()->default_value("0"));
+      "repeats", "timed runs after one warm-up (the best and the median are reported)", cxxopts::value<int64_t>()->default_value("3"))(
+      "threads", "intra-op threads (0: the default, OMP_NUM_THREADS or else the physical cores this process may run on)", cxxopts::value<int>()->default_value("0"));
   const auto r = parse_options(o, argc, argv);
   if (r["threads"].as<int>() > 0) at::set_num_threads(r["threads"].as<int>());
   const Transformer model = load_model(r);
@@ -364,14 +364,18 @@ void cmd_bench(int argc, char** argv) {
   c10::InferenceMode inference;
   const at::Tensor ids = at::randint(model.config().vocab_size, {n}, at::kLong);
   auto run = [&] { model.logits(model.forward(ids, 0, no_cache_attention())).sum().item<float>(); };
+  if (r["repeats"].as<int64_t>() < 1) throw Error("--repeats must be 1 or more");
   run();  // warm-up
-  double best = 1e30;
+  std::vector<double> secs;
   for (int64_t i = 0; i < r["repeats"].as<int64_t>(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     run();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::cout << nlohmann::json{{"tokens", n}, {"seconds", best}, {"tokens_per_s", n / best},
+  std::sort(secs.begin(), secs.end());
+  const double median = (secs[(secs.size() - 1) / 2] + secs[secs.size() / 2]) / 2;
+  std::cout << nlohmann::json{{"tokens", n}, {"seconds", secs.front()}, {"tokens_per_s", n / secs.front()},
+                              {"seconds_median", median}, {"tokens_per_s_median", n / median},
                               {"threads", at::get_num_threads()}}.dump()
             << std::endl;
 }

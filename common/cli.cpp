@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "common/error.h"
+#include "common/threads.h"
 
 namespace foresight {
 
@@ -17,6 +18,7 @@ int run_command(const std::function<void()>& body) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   try {
+    apply_default_threads();
     body();
     return 0;
   } catch (const Error& e) {

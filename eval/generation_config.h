@@ -29,7 +29,7 @@ struct GenerationEvalConfig {
   std::optional<std::vector<int64_t>> stop_ids;  // absent: the model's (generate/generation.h)
   int64_t max_problems = 0;           // 0: every problem of the file
   uint64_t seed = 0;
-  int threads = 0;                    // intra-op threads; 0: LibTorch's default
+  int threads = 0;                    // intra-op threads; 0: the command's default (common/threads.h)
   ModelExpectation expect;
   std::string yaml;
 };

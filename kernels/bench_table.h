@@ -16,18 +16,26 @@ struct BenchWork {
   double bytes = 0;         // bytes one call must read and write at least
 };
 
+// Seconds per call over the timed runs; < 0: not run.
+struct BenchTime {
+  BenchTime(double seconds = -1) : median(seconds), min(seconds) {}  // NOLINT: -1 reads as "not run"
+  BenchTime(double median_seconds, double min_seconds) : median(median_seconds), min(min_seconds) {}
+  double median, min;
+};
+
 struct BenchRow {
   std::string path;
-  double seconds = 0;  // per call; < 0: not run, `note` says why
+  BenchTime seconds;  // per call; < 0: not run, `note` says why
   std::string note;
 };
 
-// Median wall time of `calls` runs of `fn` after `warmup` runs; `sync` (may be empty) runs after
-// each call so that asynchronous device work is counted.
-double time_call(const std::function<void()>& fn, const std::function<void()>& sync, int warmup, int calls);
+// Median and minimum wall time of `calls` runs of `fn` after `warmup` runs; `sync` (may be empty)
+// runs after each call so that asynchronous device work is counted.
+BenchTime time_call(const std::function<void()>& fn, const std::function<void()>& sync, int warmup, int calls);
 
-// Prints the table: path, time, TFLOP/s, GB/s, roofline share (the larger of compute and memory),
-// and the ratio of each path's time to the first row's.
+// Prints the table: path, min and median time, TFLOP/s, GB/s and roofline share (the larger of
+// compute and memory) at the median, and the ratio of each path's median to the first row's; the
+// header states the CPU rows' intra-op threads.
 void print_bench(const BenchWork& work, const std::vector<BenchRow>& rows);
 
 }  // namespace foresight

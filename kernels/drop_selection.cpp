@@ -9,14 +9,18 @@ at::Tensor top_w(const at::Tensor& scores, int64_t w) {
   return std::get<0>(order.slice(-1, 0, w).sort(-1));
 }
 
-SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& gen) {
+SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& gen, std::optional<at::Device> device) {
   const int64_t pool = std::min<int64_t>(2 * w, scores.size(-1));
   // Drawn on the CPU from a CPU generator, so a seed gives the same drops on every device.
   const auto [top_scores, top_slots] = scores.detach().to(at::kCPU, at::kFloat).topk(pool, -1);
   const at::Tensor picks = at::multinomial(at::softmax(top_scores, -1), w, /*replacement=*/false, gen);
   const at::Tensor order = top_slots.gather(-1, picks);
-  const at::Device device = scores.device();
-  return {std::get<0>(order.sort(-1)).to(device), order.to(device), top_slots.to(device)};
+  const at::Tensor sorted = std::get<0>(order.sort(-1));
+  const at::Device to = device.value_or(scores.device());
+  if (to.is_cpu()) return {sorted, order, top_slots};
+  // One copy to the device for the three (each blocking copy waits for the device).
+  const at::Tensor all = at::cat({sorted, order, top_slots}, -1).to(to);
+  return {all.slice(-1, 0, w), all.slice(-1, w, 2 * w), all.slice(-1, 2 * w)};
 }
 
 at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen) {

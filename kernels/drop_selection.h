@@ -4,6 +4,8 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
+#include <optional>
+
 namespace foresight {
 
 // Greedy: the `w` highest scores per row of [Hkv, B] (ties to the lower slot), as ascending slots.
@@ -17,7 +19,11 @@ struct SampledDrops {
   at::Tensor order;  // int64 [Hkv, w], in draw order
   at::Tensor pool;   // int64 [Hkv, 2w], the candidates the draws were made from
 };
-SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& gen);
+// The draw runs on the CPU; the drops go to `device` (default: the scores'). Scores already copied
+// to the host can be passed with the device they came from, so that a caller who reads them there
+// too (rl/rollout.cpp's finiteness check) copies them once.
+SampledDrops sample_drops(const at::Tensor& scores, int64_t w, at::Generator& gen,
+                          std::optional<at::Device> device = std::nullopt);
 
 // sample_drops(...).slots
 at::Tensor sample_w(const at::Tensor& scores, int64_t w, at::Generator& gen);

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <chrono>
+
 #include "common/error.h"
 #include "policy/policy_drops.h"
 #include "policy/scorer.h"
@@ -15,10 +17,15 @@ UpdateStats& UpdateStats::operator+=(const UpdateStats& o) {
   kl += o.kl;
   clip += o.clip;
   layers += o.layers;
+  scorer_seconds += o.scorer_seconds;
   return *this;
 }
 
 namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 // Terms a layer contributes over the whole rollout: the denominator of its mean.
 int64_t layer_terms(const std::vector<RolloutStep>& steps) {
@@ -64,8 +71,10 @@ class ReplayDecider : public FeatureDecider {
     const auto& steps = rollout_.steps.at(static_cast<std::size_t>(view.layer));
     if (view.step >= static_cast<int64_t>(steps.size())) throw Error("replay asked for a step the rollout did not take");
     c10::AutoGradMode grad(true);
+    const auto t0 = std::chrono::steady_clock::now();
     const at::Tensor scores = policy_.forward(view.layer, view.features).unsqueeze(0);
     backprop_steps(scores, steps, view.step, layer_terms(steps), advantage_, options_, weight_, stats_);
+    stats_.scorer_seconds += seconds_since(t0);
     return steps[static_cast<std::size_t>(view.step)].drops.slots;
   }
 
@@ -82,6 +91,7 @@ class ReplayDecider : public FeatureDecider {
 
 UpdateStats backprop_kept(LearnedScorer& policy, const Rollout& rollout, double advantage, const UpdateOptions& options,
                           double weight) {
+  const auto t0 = std::chrono::steady_clock::now();
   UpdateStats stats;
   for (std::size_t layer = 0; layer < rollout.steps.size(); ++layer) {
     const auto& steps = rollout.steps[layer];
@@ -100,6 +110,7 @@ UpdateStats backprop_kept(LearnedScorer& policy, const Rollout& rollout, double 
     backprop_steps(scores, steps, 0, layer_terms(steps), advantage, options, weight, stats);
     ++stats.layers;
   }
+  stats.scorer_seconds = seconds_since(t0);  // all of it: the kept update runs no model
   return stats;
 }
 

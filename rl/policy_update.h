@@ -17,6 +17,9 @@ struct UpdateOptions {
 struct UpdateStats {
   double loss = 0, kl = 0, clip = 0;
   int64_t layers = 0;
+  // Wall seconds this process spent in the scorer (forward and backward) during the update; the
+  // rest of a replayed update is the model pass that rebuilds the features. Not summed over ranks.
+  double scorer_seconds = 0;
 
   UpdateStats& operator+=(const UpdateStats& o);
 };

@@ -3,11 +3,14 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <array>
 #include <memory>
+#include <unordered_set>
 
 #include "cache/budgeted_decoder.h"
 #include "common/error.h"
 #include "model/token_metrics.h"
+#include "model/transformer.h"
 #include "policy/policy_drops.h"
 #include "policy/scorer.h"
 #include "rl/grpo_loss.h"
@@ -29,12 +32,17 @@ namespace {
 
 // A NaN or inf score turns the sampler's softmax into NaN (or an -inf slot is silently never drawn)
 // and the log-probabilities into NaN: refused where it appears, by scorer, layer and step.
+Error non_finite(const char* which, int64_t bad, int64_t numel, int64_t layer, int64_t step) {
+  return Error("rollout: the " + std::string(which) + " scorer gave " + std::to_string(bad) + " non-finite scores (NaN " +
+               "or inf) of " + std::to_string(numel) + " at layer " + std::to_string(layer) + ", eviction step " +
+               std::to_string(step) + "; its weights or the step's features are not finite");
+}
+
+// `scores` on the host: the copy the sampler draws from, so the check reads no more from the device.
 at::Tensor finite_scores(at::Tensor scores, const char* which, const StepView& view) {
   const int64_t bad = (~at::isfinite(scores)).sum().item<int64_t>();
   if (bad == 0) return scores;
-  throw Error("rollout: the " + std::string(which) + " scorer gave " + std::to_string(bad) + " non-finite scores (NaN " +
-              "or inf) of " + std::to_string(scores.numel()) + " at layer " + std::to_string(view.layer) +
-              ", eviction step " + std::to_string(view.step) + "; its weights or the step's features are not finite");
+  throw non_finite(which, bad, scores.numel(), view.layer, view.step);
 }
 
 // Samples each step's drops from the policy and records what the update needs.
@@ -50,17 +58,33 @@ class SamplingDecider : public FeatureDecider {
     // from exactly the scores whose log-probabilities are backpropagated (ratio 1 exactly).
     c10::AutoGradMode grad(gradient_ != nullptr);
     const at::Tensor graded = gradient_ ? policy_.forward(view.layer, view.features) : at::Tensor();
-    const at::Tensor scores = finite_scores(gradient_ ? graded.detach() : policy_.score(view), "policy", view);
-    RolloutStep step{sample_drops(scores, options_.schedule.interval, gen_), {}, {}, {}};
+    const at::Tensor scores = gradient_ ? graded.detach() : policy_.score(view);
+    // The step's one read-back: the drops are drawn on the CPU, and the check reads that copy.
+    const at::Tensor host = finite_scores(scores.to(at::kCPU, at::kFloat), "policy", view);
+    RolloutStep step{sample_drops(host, options_.schedule.interval, gen_, scores.device()), {}, {}, {}};
     const at::Tensor logp = eviction_logprobs(gradient_ ? graded : scores, step.drops, options_.logprob);
     step.old_logp = logp.detach();
-    step.ref_logp = eviction_logprobs(finite_scores(reference_.score(view), "reference", view), step.drops,
-                                      options_.logprob);
+    const at::Tensor reference = reference_.score(view);
+    step.ref_logp = eviction_logprobs(reference, step.drops, options_.logprob);
+    // Counted on the device and read once the rollout is done (check_reference).
+    bad_reference_.push_back((~at::isfinite(reference)).sum());
+    reference_at_.push_back({view.layer, view.step, reference.numel()});
     if (options_.keep_features) step.features = view.features;
     if (gradient_) gradient_->step(view.layer, logp, step);
     auto& layer = out_.steps[static_cast<std::size_t>(view.layer)];
     layer.push_back(std::move(step));
     return layer.back().drops.slots;
+  }
+
+  // The reference scorer's first step with a non-finite score, refused by layer and step as the
+  // policy's are, after the rollout: one read-back for all its steps.
+  void check_reference() const {
+    if (bad_reference_.empty()) return;
+    const at::Tensor bad = at::stack(bad_reference_).to(at::kCPU);
+    for (std::size_t i = 0; i < reference_at_.size(); ++i) {
+      const auto [layer, step, numel] = reference_at_[i];
+      if (const int64_t n = bad[static_cast<int64_t>(i)].item<int64_t>()) throw non_finite("reference", n, numel, layer, step);
+    }
   }
 
  private:
@@ -70,6 +94,8 @@ class SamplingDecider : public FeatureDecider {
   at::Generator gen_;
   RolloutGradient* gradient_;
   Rollout& out_;
+  std::vector<at::Tensor> bad_reference_;             // per step, in the order taken
+  std::vector<std::array<int64_t, 3>> reference_at_;  // layer, step, scores
 };
 
 }  // namespace
@@ -93,7 +119,8 @@ std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector
     deciders.push_back(owned.back().get());
   }
 
-  const at::Tensor tokens = at::tensor(at::ArrayRef<int64_t>(ids), at::kLong);
+  // On the model's device at once, as run_budgeted does: one copy, not one per fed piece.
+  const at::Tensor tokens = at::tensor(at::ArrayRef<int64_t>(ids), at::kLong).to(model.options().device());
   const int64_t length = tokens.size(0);
   const EvictionSchedule& s = options.schedule;
   const int64_t shared = options.share_prefix ? std::min(length, s.budget + s.interval) : 0;
@@ -110,6 +137,7 @@ std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector
   const at::Tensor rest = shared < length
                               ? decoder.feed(tokens.slice(0, shared).unsqueeze(0).expand({batch, -1}).contiguous())
                               : at::Tensor();  // [N, L - P, hidden]
+  for (const auto& decider : owned) decider->check_reference();
   const at::Tensor slots = decoder.drop_slots();
   for (int64_t g = 0; g < batch; ++g) {
     Rollout& r = out[static_cast<std::size_t>(g)];
@@ -129,6 +157,19 @@ Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids
                        LearnedScorer& policy, LearnedScorer& reference, at::Generator gen,
                        RolloutGradient* gradient) {
   return std::move(sample_rollouts(model, ids, options, policy, reference, {std::move(gen)}, {gradient}).front());
+}
+
+int64_t kept_feature_bytes(const Rollout& rollout) {
+  std::unordered_set<const void*> seen;
+  int64_t bytes = 0;
+  for (const auto& layer : rollout.steps) {
+    for (const RolloutStep& s : layer) {
+      if (!s.features.defined()) continue;
+      const c10::Storage& storage = s.features.storage();
+      if (seen.insert(storage.unsafeGetStorageImpl()).second) bytes += static_cast<int64_t>(storage.nbytes());
+    }
+  }
+  return bytes;
 }
 
 }  // namespace foresight

@@ -76,4 +76,9 @@ std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector
                                      const RolloutOptions& options, LearnedScorer& policy, LearnedScorer& reference,
                                      std::vector<at::Generator> gens, std::vector<RolloutGradient*> gradients = {});
 
+// The bytes the rollout's kept features hold in memory (keep_features): the storages its steps'
+// feature tensors keep alive, each counted once, measured rather than computed from the shapes. 0
+// when none were kept.
+int64_t kept_feature_bytes(const Rollout& rollout);
+
 }  // namespace foresight

@@ -225,7 +225,8 @@ void run_grpo(const GrpoConfig& cfg) {
       sums.push_back(at::tensor({mine.loss, mine.kl, mine.clip, static_cast<double>(mine.layers)}, at::kDouble));
       ranks->all_reduce_sum(sums);
       const at::Tensor s = sums.back();
-      total += UpdateStats{s[0].item<double>(), s[1].item<double>(), s[2].item<double>(), s[3].item<int64_t>()};
+      total += UpdateStats{s[0].item<double>(), s[1].item<double>(), s[2].item<double>(), s[3].item<int64_t>(),
+                           mine.scorer_seconds};
       grad_norm = clip_grad_norm(policy.parameters(), cfg.max_grad_norm);
       check_finite_step(s[0].item<double>(), grad_norm, step + 1, out_dir, last_good);
       adam.step(lr);
@@ -233,6 +234,8 @@ void run_grpo(const GrpoConfig& cfg) {
       check_finite_parameters(policy.parameters(), step + 1, out_dir, last_good);
     }
     const double update_secs = seconds_since(t1);
+    double kept_bytes = 0;  // measured from what this rank's rollouts hold, before they are released
+    for (const LocalRollout& r : local) kept_bytes += static_cast<double>(kept_feature_bytes(r.rollout));
 
     if (writer) {
       const GroupStats g = group_stats(rewards);
@@ -252,6 +255,8 @@ void run_grpo(const GrpoConfig& cfg) {
                                     {"rollout_tokens_per_s", static_cast<double>(rollout_tokens) / rollout_secs},
                                     {"rollout_seconds", rollout_secs},
                                     {"update_seconds", update_secs},
+                                    {"update_scorer_seconds", total.scorer_seconds},
+                                    {"kept_feature_bytes_per_rollout", kept_bytes / std::max<double>(local.size(), 1)},
                                     {"step_seconds", seconds_since(t0)}}
                             .dump());
       bar->advance();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine: build against that machine's own torch (python3's), with the Debian packages it
 # lacks unpacked from .debs/ (scripts/fetch_debs.sh) into .deps/, then run
-#   1. every GPU test and the kernels' CPU references (foresight-tests, filter below),
+#   1. every GPU test and the kernels' CPU references (foresight-tests, filter below), with the
+#      host syncs per eviction step that HostSyncCuda measures,
 #   2. the end-to-end CUDA smoke test (tests/python/test_cuda_smoke.py: golden, SFT, GRPO, eval and
 #      generation under eviction on cuda, compared with the CPU),
 #   3. every kernel benchmark (foresight-kernels bench all),
@@ -101,6 +102,10 @@ write_results() {
     echo "## Tests (foresight-tests --gtest_filter='$gpu_filter', $tests_status)"
     echo
     fenced "$out/gpu_tests.log" "$gtest_lines"
+    echo
+    echo "### Host syncs per eviction step (HostSyncCuda, tests/cpp/host_sync_cuda_test.cpp)"
+    echo
+    fenced "$out/gpu_tests.log" '^host syncs per eviction step|^path  |^(GRPO rollout|SFT step|teacher-forced|decoding, )'
     echo
     echo "## CUDA smoke test (pytest tests/python/test_cuda_smoke.py, $smoke_status)"
     echo

@@ -1,7 +1,6 @@
 #include "sft/trainer.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
 
 #include <chrono>
 #include <filesystem>
@@ -18,7 +17,7 @@
 #include "model/transformer.h"
 #include "policy/policy_drops.h"
 #include "policy/scorer.h"
-#include "sft/ranking_loss.h"
+#include "sft/distillation_decider.h"
 #include "sft/sft_config.h"
 #include "train/optimizer.h"
 #include "train/run_identity.h"
@@ -29,45 +28,6 @@ namespace foresight {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Teacher forcing: the oracle's drops drive the cache while the scorer is scored against the
-// oracle's ranking. When training, each step's share of the loss is backpropagated at once, so
-// memory stays one step deep however long the trace.
-class DistillationDecider : public FeatureDecider {
- public:
-  DistillationDecider(LearnedScorer& scorer, FeatureSet features, const GoldenTrace& golden, double margin,
-                      double weight, bool train)
-      : FeatureDecider(features), scorer_(scorer), golden_(golden), margin_(margin), weight_(weight), train_(train) {
-    // Rows (step, KV head) with at least one ordered pair, per layer: the layer loss averages them.
-    const at::Tensor& o = golden.oracle_scores;
-    rows_ = (std::get<0>(o.max(-1)) > std::get<0>(o.min(-1))).sum({1, 2}).clamp_min(1).to(at::kDouble);
-  }
-
-  at::Tensor decide_view(const StepView& view) override {
-    const at::Device device = view.features.device();
-    const at::Tensor drops = golden_.drop_slots[view.layer][view.step].to(device, at::kLong);
-    const at::Tensor oracle = golden_.oracle_scores[view.layer][view.step].to(device);
-    c10::AutoGradMode grad(train_);
-    const at::Tensor scores = scorer_.forward(view.layer, view.features);
-    const RankingLoss l = pairwise_hinge(scores, oracle, margin_);
-    const at::Tensor part = (l.row_loss * l.has_pairs).sum() * (weight_ / rows_[view.layer].item<double>());
-    if (train_) part.backward();
-    loss += part.item<double>();
-    overlap_sum += golden_overlap(scores, drops).sum().item<double>();
-    overlap_rows += scores.size(0);
-    return drops;
-  }
-
-  double loss = 0, overlap_sum = 0;
-  int64_t overlap_rows = 0;
-
- private:
-  LearnedScorer& scorer_;
-  const GoldenTrace& golden_;
-  at::Tensor rows_;
-  double margin_, weight_;
-  bool train_;
-};
 
 struct BatchResult {
   double loss = 0, overlap = 0;
@@ -86,8 +46,8 @@ BatchResult run_batch(const Transformer& model, LearnedScorer& scorer, const Gol
     const GoldenTrace g = golden.read(ids[i]);
     DistillationDecider decider(scorer, cfg.features, g, cfg.margin, 1.0 / static_cast<double>(ids.size()), train);
     run_budgeted(model, token_ids(g.tokens), golden.header().schedule, decider);
-    loss += decider.loss;
-    overlap_sum += decider.overlap_sum;
+    loss += decider.loss();
+    overlap_sum += decider.overlap_sum();
     rows += decider.overlap_rows;
     tokens += g.tokens.numel();
   }

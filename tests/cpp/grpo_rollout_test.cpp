@@ -109,6 +109,12 @@ TEST_P(RolloutUpdate, KeptFeaturesReplayAndTheDirectFormulaAgree) {
   ASSERT_TRUE(at::equal(a.drop_slots, b.drop_slots));
   ASSERT_EQ(a.steps[0].size(), 6u);
   EXPECT_FALSE(b.steps[0][0].features.defined());
+  // Kept: every layer x 6 steps x [Hkv, B 16, F] float32 each, F = 2 * head_dim + 8 * G (recency features).
+  const at::Tensor& f = a.steps[0][0].features;
+  const int64_t group = model.config().num_heads / model.config().num_kv_heads;
+  ASSERT_EQ(f.size(2), 2 * model.config().head_dim + 8 * group);
+  EXPECT_EQ(kept_feature_bytes(a), model.config().num_layers * 6 * model.config().num_kv_heads * 16 * f.size(2) * 4);
+  EXPECT_EQ(kept_feature_bytes(b), 0);
 
   // Plackett-Luce terms sum W log-ratios, so a smaller move already clips.
   perturb(policy, GetParam() == LogprobKind::PerDrop ? 0.3 : 0.05);

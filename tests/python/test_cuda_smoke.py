@@ -226,7 +226,7 @@ def compare(cuda, cpu_run):
     compare_weights(cuda["sft_weights"], cpu_run["sft_weights"], 1e-4)
 
     # GRPO: finite, the schedule equal, the rest close.
-    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "step_seconds")
+    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "update_scorer_seconds", "step_seconds")
     for got, want in zip(cuda["grpo_metrics"], cpu_run["grpo_metrics"], strict=True):
         g, w = finite_numbers(got), finite_numbers(want)
         assert g.keys() == w.keys()

@@ -44,7 +44,7 @@ def grpo(data, out, steps, generations, *extra, check=True):
 
 
 def comparable(rows):
-    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "step_seconds")
+    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "update_scorer_seconds", "step_seconds")
     return [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
 
@@ -125,7 +125,9 @@ def test_batched_rollouts_train_as_one_by_one(data, tmp_path):
     for batch in (0, 3):
         rows = read_jsonl(tmp_path / f"batch{batch}" / "metrics.jsonl")
         assert [r["reward"] for r in rows] == pytest.approx([r["reward"] for r in alone], rel=1e-6)
-        assert [r["kl"] for r in rows] == pytest.approx([r["kl"] for r in alone], rel=1e-5)
+        # After one step the KL is ~3e-6, a difference of float32 log-probabilities of order 1, so its
+        # rounding is absolute (~3e-11 measured); 1e-9 is still 3000x below the KL itself.
+        assert [r["kl"] for r in rows] == pytest.approx([r["kl"] for r in alone], rel=1e-5, abs=1e-9)
         wa, wb = scorer_weights(tmp_path / "batch1" / "final"), scorer_weights(tmp_path / f"batch{batch}" / "final")
         worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
         print(f"largest weight difference, rollout_batch {batch} vs 1 after 2 steps: {worst:.2e}")
