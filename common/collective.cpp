@@ -87,6 +87,23 @@ int64_t env_int(const char* name) {
 
 }  // namespace
 
+void all_reduce_gradients(Collective& ranks, const std::vector<at::Tensor>& params, at::Tensor& stats) {
+  std::vector<at::Tensor> sums;
+  at::Tensor reached = at::zeros({static_cast<int64_t>(params.size())}, at::kDouble);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const at::Tensor& p = params[i];
+    if (p.grad().defined()) reached[static_cast<int64_t>(i)] = 1;
+    else p.mutable_grad() = at::zeros_like(p);
+    sums.push_back(p.grad());
+  }
+  sums.push_back(reached);
+  sums.push_back(stats);
+  ranks.all_reduce_sum(sums);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (reached[static_cast<int64_t>(i)].item<double>() == 0) params[i].mutable_grad() = at::Tensor();
+  }
+}
+
 RankLayout rank_layout_from_environment() {
   if (!std::getenv("WORLD_SIZE") || env_int("WORLD_SIZE") == 1) return {};
   RankLayout l{env_int("RANK"), env_int("WORLD_SIZE"), 0};

@@ -37,6 +37,11 @@ class Collective {
   virtual void all_reduce_sum(std::vector<at::Tensor>& tensors) = 0;
 };
 
+// Sums the parameters' gradients over the ranks, and `stats` with them in the same collective.
+// A parameter that no rank gave a gradient is left without one, so that Adam leaves it alone as
+// one process would; one that only some ranks reached counts as zeros on the others.
+void all_reduce_gradients(Collective& ranks, const std::vector<at::Tensor>& params, at::Tensor& stats);
+
 // From torchrun's environment (also MASTER_ADDR, MASTER_PORT): a c10d process group whose
 // collectives fail, rather than hang, when a peer is gone for longer than `timeout`. NCCL on
 // `device` when it is a CUDA device (cuda:LOCAL_RANK, from device_for_rank), Gloo otherwise.

@@ -217,14 +217,8 @@ void run_grpo(const GrpoConfig& cfg) {
                                     : backprop_replayed(model, tokens[static_cast<std::size_t>(r.trace)],
                                                         rollout_options, policy, r.rollout, advantage, update, weight);
       }
-      std::vector<at::Tensor> sums;
-      for (const at::Tensor& p : policy.parameters()) {
-        if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-        sums.push_back(p.grad());
-      }
-      sums.push_back(at::tensor({mine.loss, mine.kl, mine.clip, static_cast<double>(mine.layers)}, at::kDouble));
-      ranks->all_reduce_sum(sums);
-      const at::Tensor s = sums.back();
+      at::Tensor s = at::tensor({mine.loss, mine.kl, mine.clip, static_cast<double>(mine.layers)}, at::kDouble);
+      all_reduce_gradients(*ranks, policy.parameters(), s);
       total += UpdateStats{s[0].item<double>(), s[1].item<double>(), s[2].item<double>(), s[3].item<int64_t>(),
                            mine.scorer_seconds};
       grad_norm = clip_grad_norm(policy.parameters(), cfg.max_grad_norm);

@@ -51,24 +51,8 @@ BatchResult run_batch(const Transformer& model, LearnedScorer& scorer, const Gol
     rows += decider.overlap_rows;
     tokens += g.tokens.numel();
   }
-  // A parameter no trace of the batch reached has no gradient, and Adam leaves it alone; the
-  // ranks count who reached each one so that they leave alone the same parameters.
-  const std::vector<at::Tensor> params = train ? scorer.parameters() : std::vector<at::Tensor>{};
-  std::vector<at::Tensor> sums;
-  at::Tensor reached = at::zeros({static_cast<int64_t>(params.size())}, at::kDouble);
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const at::Tensor& p = params[i];
-    if (p.grad().defined()) reached[static_cast<int64_t>(i)] = 1;
-    else p.mutable_grad() = at::zeros_like(p);
-    sums.push_back(p.grad());
-  }
-  sums.push_back(reached);
-  sums.push_back(at::tensor({loss, overlap_sum, static_cast<double>(rows), static_cast<double>(tokens)}, at::kDouble));
-  ranks.all_reduce_sum(sums);
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    if (reached[static_cast<int64_t>(i)].item<double>() == 0) params[i].mutable_grad() = at::Tensor();
-  }
-  const at::Tensor s = sums.back();
+  at::Tensor s = at::tensor({loss, overlap_sum, static_cast<double>(rows), static_cast<double>(tokens)}, at::kDouble);
+  all_reduce_gradients(ranks, train ? scorer.parameters() : std::vector<at::Tensor>{}, s);
   const double total_rows = s[2].item<double>();
   return {s[0].item<double>(), total_rows > 0 ? s[1].item<double>() / total_rows : 0.0, s[3].item<int64_t>()};
 }
