@@ -31,9 +31,10 @@ TEST(BudgetedRunner, WithTheWholeTraceInBudgetItIsTheFullCacheModel) {
 
 TEST(BudgetedRunner, ForcedModeReproducesTheGoldenTrajectory) {
   const Transformer model = tiny_model("forced", 6, 2);
-  const auto ids = random_ids(75, 2);  // 6 steps with B 16, W 8, a partial last chunk
+  const auto ids = random_ids(75, 2);  // 7 steps with B 16, W 8 (at 24, 32, ..., 72 tokens), a partial last chunk
   const EvictionSchedule schedule{16, 8};
   const GoldenTrace golden = record_golden_trace(model, ids, {schedule, {8, 8}, false});
+  ASSERT_EQ(golden.drop_slots.size(1), 7);
   ForcedDrops forced(golden.drop_slots);
   const BudgetedRun run = run_budgeted(model, ids, schedule, forced);
   ASSERT_EQ(run.drop_positions.sizes(), golden.drop_positions.sizes());
