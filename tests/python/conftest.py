@@ -3,7 +3,9 @@ import errno
 import json
 import os
 import pathlib
+import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -18,6 +20,23 @@ def run(command, *args, check=True):
     proc = subprocess.run([str(BIN / command), *map(str, args)], capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{command} {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+def free_port():
+    """A TCP port nobody listens on now, for a torchrun rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(command, *args):
+    """build/bin/<command> on 2 local ranks under the venv's torchrun; returns the CompletedProcess."""
+    launcher = pathlib.Path(sys.executable).parent / "torchrun"
+    cmd = [str(launcher), "--no-python", "--nnodes=1", "--nproc-per-node=2", f"--master-port={free_port()}",
+           str(BIN / command), *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
     return proc
 
 

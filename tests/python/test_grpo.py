@@ -3,23 +3,19 @@ ranks equal one process, a dead rank fails the others, learning, and bad input."
 import json
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import os
-import pathlib
 
 import h5py
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import BIN, ROOT, expect_error, make_golden, read_jsonl, run
+from conftest import BIN, ROOT, expect_error, free_port, make_golden, read_jsonl, run, torchrun
 
 TINY = ROOT / "configs" / "grpo" / "tiny.yaml"
 SFT = ROOT / "configs" / "sft" / "tiny.yaml"
-TORCHRUN = pathlib.Path(sys.executable).parent / "torchrun"
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +149,6 @@ def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_torchrun_ranks_train_the_same_scorer_as_one_process(data, tmp_path, monkeypatch):
     args = ("per_step_traces=2", "learning_rate=1e-2", "warmup_steps=0", "save_every=100")
     # torchrun runs each rank single-threaded; so does the one process here, so that both compute
@@ -169,10 +159,7 @@ def test_two_torchrun_ranks_train_the_same_scorer_as_one_process(data, tmp_path,
     # at a third step that can tip a sampled drop whose pool boundary is that close (it did on the
     # traces of this fixture) and the runs part. Equality is a claim about the same arithmetic.
     grpo(data, tmp_path / "one", 2, 4, *args)
-    cmd = [str(TORCHRUN), "--no-python", "--nnodes=1", "--nproc-per-node=2", f"--master-port={free_port()}",
-           str(BIN / "foresight-train"), *map(str, grpo_args(data, tmp_path / "two", 2, 4, *args, "dist_timeout_s=60"))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    proc = torchrun("foresight-train", *grpo_args(data, tmp_path / "two", 2, 4, *args, "dist_timeout_s=60"))
     assert "on 2 rank(s)" in proc.stderr
     one, two = read_jsonl(tmp_path / "one" / "metrics.jsonl"), read_jsonl(tmp_path / "two" / "metrics.jsonl")
     # The same rollouts, drawn on other ranks.

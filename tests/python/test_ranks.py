@@ -3,22 +3,17 @@ golden file of two ranks holds the same traces with the same drops, also after t
 killed and rerun; two SFT ranks train the weights one process trains."""
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import pathlib
 
 import h5py
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import BIN, ROOT, init_model, make_golden, read_jsonl, run, write_traces
+from conftest import BIN, ROOT, free_port, init_model, make_golden, read_jsonl, run, torchrun, write_traces
 
 GOLDEN = ROOT / "configs" / "golden" / "tiny.yaml"
 SFT = ROOT / "configs" / "sft" / "tiny.yaml"
-TORCHRUN = pathlib.Path(sys.executable).parent / "torchrun"
 
 
 @pytest.fixture(autouse=True)
@@ -26,20 +21,6 @@ def single_threaded(monkeypatch):
     # torchrun runs each rank single-threaded; so does the one process here, so that both reduce
     # in the same order inside each op and any difference is the ranks'.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def torchrun(command, *args):
-    cmd = [str(TORCHRUN), "--no-python", "--nnodes=1", "--nproc-per-node=2", f"--master-port={free_port()}",
-           str(BIN / command), *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 # ---- golden ----------------------------------------------------------------------------------------
