@@ -6,6 +6,7 @@
 #include <string>
 #include <tuple>
 
+#include "cache/budgeted_runner.h"
 #include "common/error.h"
 #include "policy/scorer.h"
 #include "rl/exact_update.h"
@@ -71,6 +72,12 @@ TEST_P(BatchedRollouts, EqualFourRolloutsDrawnOneByOne) {
     const Rollout alone =
         sample_rollout(model, ids, options, policy, reference, at::make_generator<at::CPUGeneratorImpl>(30 + g));
     expect_same_rollout(batched[static_cast<std::size_t>(g)], alone, "rollout " + std::to_string(g));
+  }
+  // Independently of the sampler: the plain budgeted runner, forced to a rollout's drops, gives its
+  // NLL, so the shared prefix and the branches' NLL are stitched together right.
+  for (const Rollout& r : batched) {
+    ForcedDrops forced(r.drop_slots);
+    EXPECT_LT(max_diff(run_budgeted(model, ids, schedule, forced).nll, r.nll), 1e-5);
   }
   // Each rollout evicts its own slots: the group does not draw one set of drops four times.
   EXPECT_FALSE(at::equal(batched[0].drop_slots, batched[1].drop_slots));
