@@ -168,16 +168,17 @@ void run_grpo(const GrpoConfig& cfg) {
       tokens[static_cast<std::size_t>(i)] = token_ids(g.tokens);
       const auto& ids_i = tokens[static_cast<std::size_t>(i)];
       const int64_t offset = cfg.reward.offset >= 0 ? cfg.reward.offset : schedule.budget + schedule.interval;
-      std::vector<int64_t> mine;  // this rank's generations of the trace
-      for (int64_t gen = ranks->rank(); gen < groups; gen += ranks->world_size()) mine.push_back(gen);
-      const std::size_t per_pass = cfg.rollout_batch > 0 ? static_cast<std::size_t>(cfg.rollout_batch) : mine.size();
-      for (std::size_t first = 0; first < mine.size(); first += per_pass) {
-        const std::size_t end = std::min(mine.size(), first + per_pass);
+      std::vector<int64_t> my_generations;  // this rank's share of the trace's group
+      for (int64_t gen = ranks->rank(); gen < groups; gen += ranks->world_size()) my_generations.push_back(gen);
+      const std::size_t per_pass =
+          cfg.rollout_batch > 0 ? static_cast<std::size_t>(cfg.rollout_batch) : my_generations.size();
+      for (std::size_t first = 0; first < my_generations.size(); first += per_pass) {
+        const std::size_t end = std::min(my_generations.size(), first + per_pass);
         std::vector<at::Generator> gens;
         std::vector<std::unique_ptr<ExactGradient>> exact;
         std::vector<RolloutGradient*> gradients;
         for (std::size_t k = first; k < end; ++k) {
-          gens.push_back(rollout_generator(cfg.seed, step, i, mine[k]));
+          gens.push_back(rollout_generator(cfg.seed, step, i, my_generations[k]));
           exact.push_back(cfg.exact_update ? std::make_unique<ExactGradient>(
                                                  policy, schedule.steps(static_cast<int64_t>(ids_i.size())), update, weight)
                                            : nullptr);
@@ -186,9 +187,9 @@ void run_grpo(const GrpoConfig& cfg) {
         std::vector<Rollout> rollouts =
             sample_rollouts(model, ids_i, rollout_options, policy, reference, std::move(gens), std::move(gradients));
         for (std::size_t k = first; k < end; ++k) {
-          LocalRollout r{i, mine[k], std::move(rollouts[k - first]), std::move(exact[k - first])};
+          LocalRollout r{i, my_generations[k], std::move(rollouts[k - first]), std::move(exact[k - first])};
           r.rollout.reward = rollout_reward(g.nll, g.entropy, r.rollout.nll.cpu(), offset, cfg.reward);
-          table[i][mine[k]] = at::tensor({r.rollout.reward.reward, r.rollout.reward.spike_rate,
+          table[i][my_generations[k]] = at::tensor({r.rollout.reward.reward, r.rollout.reward.spike_rate,
                                           r.rollout.reward.mean_nll_increase}, at::kDouble);
           rollout_tokens += g.tokens.numel();
           local.push_back(std::move(r));
