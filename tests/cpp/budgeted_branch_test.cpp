@@ -5,14 +5,15 @@
 
 #include "cache/budgeted_decoder.h"
 #include "cache/budgeted_runner.h"
-#include "common/error.h"
 #include "model/token_metrics.h"
 #include "model/transformer.h"
+#include "error_text.h"
 #include "tiny_model.h"
 
 namespace foresight {
 namespace {
 
+using test_support::error_text;
 using test_support::random_ids;
 using test_support::tiny_model;
 
@@ -62,19 +63,11 @@ TEST(BudgetedDecoderBranch, RefusedAfterAnEvictionStepOrFromABatch) {
   const EvictionSchedule schedule{16, 8};
   ForcedDrops a(random_drops(2, 2, 2, schedule, 1)), b(random_drops(2, 2, 2, schedule, 2));
   const at::Tensor tokens = at::tensor(ids, at::kLong).unsqueeze(0);
-  auto error_of = [](auto f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   BudgetedDecoder late(model, schedule, {&a});
   late.feed(tokens.slice(1, 0, 25));  // the 25th token follows the first eviction step
-  EXPECT_NE(error_of([&] { late.branch({&a, &b}); }).find("after an eviction step"), std::string::npos);
+  EXPECT_NE(error_text([&] { late.branch({&a, &b}); }).find("after an eviction step"), std::string::npos);
   BudgetedDecoder pair(model, schedule, {&a, &b});
-  EXPECT_NE(error_of([&] { pair.branch({&a, &b}); }).find("only a batch of one"), std::string::npos);
+  EXPECT_NE(error_text([&] { pair.branch({&a, &b}); }).find("only a batch of one"), std::string::npos);
 }
 
 }  // namespace

@@ -7,15 +7,16 @@
 #include <tuple>
 
 #include "cache/budgeted_runner.h"
-#include "common/error.h"
 #include "policy/scorer.h"
 #include "rl/exact_update.h"
 #include "rl/rollout.h"
+#include "error_text.h"
 #include "tiny_model.h"
 
 namespace foresight {
 namespace {
 
+using test_support::error_text;
 using test_support::random_ids;
 using test_support::tiny_model;
 
@@ -163,12 +164,7 @@ TEST(BatchedRolloutsInput, RefusesNoGeneratorsAndMismatchedGradients) {
   LearnedScorer policy(spec_of(model, schedule), 1), reference(spec_of(model, schedule), 2);
   const RolloutOptions options{schedule, FeatureSet::Recency, LogprobKind::PerDrop, false};
   auto error_of = [&](std::vector<at::Generator> gens, std::vector<RolloutGradient*> gradients) {
-    try {
-      sample_rollouts(model, ids, options, policy, reference, std::move(gens), std::move(gradients));
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return error_text([&] { sample_rollouts(model, ids, options, policy, reference, std::move(gens), std::move(gradients)); });
   };
   EXPECT_NE(error_of({}, {}).find("no generator given"), std::string::npos);
   EXPECT_NE(error_of(generators(1, 2), {nullptr}).find("1 gradients for 2 rollouts"), std::string::npos);

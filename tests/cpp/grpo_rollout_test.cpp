@@ -6,18 +6,19 @@
 #include <cmath>
 #include <map>
 
-#include "common/error.h"
 #include "kernels/drop_selection.h"
 #include "policy/scorer.h"
 #include "rl/exact_update.h"
 #include "rl/grpo_loss.h"
 #include "rl/policy_update.h"
 #include "rl/rollout.h"
+#include "error_text.h"
 #include "tiny_model.h"
 
 namespace foresight {
 namespace {
 
+using test_support::error_text;
 using test_support::random_ids;
 using test_support::tiny_model;
 
@@ -260,12 +261,7 @@ TEST(Rollout, NonFiniteScoresAreRefusedByLayerAndStep) {
   LearnedScorer policy(spec_of(model, schedule), 1), reference(spec_of(model, schedule), 2);
   const RolloutOptions options{schedule, FeatureSet::Recency, LogprobKind::PerDrop, false};
   auto error_of = [&](LearnedScorer& p, LearnedScorer& ref) {
-    try {
-      sample_rollout(model, ids, options, p, ref, at::make_generator<at::CPUGeneratorImpl>(4));
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return error_text([&] { sample_rollout(model, ids, options, p, ref, at::make_generator<at::CPUGeneratorImpl>(4)); });
   };
   {
     c10::NoGradGuard no_grad;
