@@ -30,6 +30,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def rank_environment(rank, port, world=2):
+    """What torchrun would set for local rank `rank` of `world`, for a test that launches (and
+    kills) the ranks itself."""
+    return dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(port))
+
+
 def torchrun(command, *args):
     """build/bin/<command> on 2 local ranks under the venv's torchrun; returns the CompletedProcess."""
     launcher = pathlib.Path(sys.executable).parent / "torchrun"

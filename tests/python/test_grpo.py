@@ -5,14 +5,13 @@ import shutil
 import signal
 import subprocess
 import time
-import os
 
 import h5py
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import BIN, ROOT, expect_error, free_port, make_golden, read_jsonl, run, torchrun
+from conftest import BIN, ROOT, expect_error, free_port, make_golden, rank_environment, read_jsonl, run, torchrun
 
 TINY = ROOT / "configs" / "grpo" / "tiny.yaml"
 SFT = ROOT / "configs" / "sft" / "tiny.yaml"
@@ -172,10 +171,9 @@ def test_two_torchrun_ranks_train_the_same_scorer_as_one_process(data, tmp_path,
 
 
 def launch_rank(data, out, rank, port, steps):
-    env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-               MASTER_PORT=str(port))
     args = grpo_args(data, out, steps, 2, "per_step_traces=2", "dist_timeout_s=20")
-    return subprocess.Popen([str(BIN / "foresight-train"), *map(str, args)], env=env, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([str(BIN / "foresight-train"), *map(str, args)], env=rank_environment(rank, port),
+                            stderr=subprocess.PIPE, text=True)
 
 
 def test_a_dead_rank_makes_the_others_fail_instead_of_hanging(data, tmp_path):

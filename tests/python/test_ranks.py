@@ -1,7 +1,6 @@
 """Golden and SFT across torchrun ranks equal one process (GRPO's check is in test_grpo.py): the
 golden file of two ranks holds the same traces with the same drops, also after the ranks were
 killed and rerun; two SFT ranks train the weights one process trains."""
-import os
 import signal
 import subprocess
 
@@ -10,7 +9,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import BIN, ROOT, free_port, init_model, make_golden, read_jsonl, run, torchrun, write_traces
+from conftest import (BIN, ROOT, free_port, init_model, make_golden, rank_environment, read_jsonl, run, torchrun,
+                      write_traces)
 
 GOLDEN = ROOT / "configs" / "golden" / "tiny.yaml"
 SFT = ROOT / "configs" / "sft" / "tiny.yaml"
@@ -74,10 +74,8 @@ def test_two_golden_ranks_write_the_file_one_process_writes(golden_inputs, tmp_p
 
 
 def launch_golden_rank(model, traces, output, rank, port):
-    env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-               MASTER_PORT=str(port))
-    return subprocess.Popen([str(BIN / "foresight-golden"), *map(str, golden_args(model, traces, output))], env=env,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([str(BIN / "foresight-golden"), *map(str, golden_args(model, traces, output))],
+                            env=rank_environment(rank, port), stderr=subprocess.PIPE, text=True)
 
 
 def test_killed_golden_ranks_resume_their_shards_to_the_same_file(golden_inputs, tmp_path):
