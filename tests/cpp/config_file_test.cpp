@@ -2,17 +2,17 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <fstream>
 
 #include "common/error.h"
 #include "common/sha256.h"
+#include "scratch_path.h"
 
 namespace foresight {
 namespace {
 
 std::string write_yaml(const std::string& text) {
-  const std::string path = (std::filesystem::temp_directory_path() / "foresight_test_config.yaml").string();
+  const std::string path = test_support::scratch_path("config.yaml");
   std::ofstream(path) << text;
   return path;
 }
@@ -92,7 +92,7 @@ TEST(Sha256, FileHashEqualsTheHashOfItsBytes) {
   // Longer than the reader's 1 MiB buffer and not a multiple of 64, so pieces and padding both matter.
   std::string bytes;
   for (int i = 0; i < (1 << 20) + 1000; ++i) bytes.push_back(static_cast<char>((i * 7 + i / 251) & 0xff));
-  const std::string path = (std::filesystem::temp_directory_path() / "foresight_test_sha256.bin").string();
+  const std::string path = test_support::scratch_path("sha256.bin");
   std::ofstream(path, std::ios::binary) << bytes;
   EXPECT_EQ(sha256_file_hex(path), sha256_hex(bytes));
   EXPECT_NE(error_of([] { sha256_file_hex("/nonexistent/golden.h5"); }).find("/nonexistent/golden.h5"),

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "model/checkpoint.h"
 #include "model/transformer.h"
 
@@ -24,10 +26,15 @@ inline Transformer tiny_model(const std::string& name, int64_t heads, int64_t kv
   c.head_dim = 8;
   c.max_position_embeddings = 256;
   c.qk_norm = true;
-  const std::string dir = (std::filesystem::temp_directory_path() / ("foresight_tiny_" + name)).string();
+  // One directory per process: ctest runs each test case as its own process, two at a time, and
+  // two of them writing one shared directory race (the second cannot move its copy into place).
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("foresight_tiny_" + name + "-" + std::to_string(::getpid()))).string();
   std::filesystem::remove_all(dir);
   write_random_checkpoint(c, dir, 3, 0.3, at::kFloat);
-  return Transformer::load(dir, {});
+  Transformer model = Transformer::load(dir, {});
+  std::filesystem::remove_all(dir);  // loaded: the weights are in memory (or mapped, which outlives the name)
+  return model;
 }
 
 inline std::vector<int64_t> random_ids(int64_t n, int64_t seed) {

@@ -2,16 +2,16 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <fstream>
 
 #include "common/error.h"
+#include "scratch_path.h"
 
 namespace foresight {
 namespace {
 
 std::string write_jsonl(const std::string& text) {
-  const std::string path = (std::filesystem::temp_directory_path() / "foresight_test_traces.jsonl").string();
+  const std::string path = test_support::scratch_path("traces.jsonl");
   std::ofstream(path) << text;
   return path;
 }
