@@ -31,11 +31,13 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train/optimizer.h's Adam
 F32 = float(np.finfo(np.float32).eps)  # 2^-23, twice float32's unit roundoff
 
 # Two float32 sums of the same n terms in other orders differ by at most 2 (n - 1) u sum|term|
-# (u = 2^-24; Higham, Accuracy and Stability of Numerical Algorithms, 4.2). An entry of a step's
-# gradient here sums n ~ 100 terms (SFT: ~31 eviction steps of 3 traces; GRPO: ~30 steps of 8
-# rollouts), and the terms' absolute sum is within a few times the largest gradient entry: 2 * 100 *
-# 6e-8 * 8 ~ 1e-4. Measured: 2e-7 (SFT ranks), 3e-7 (GRPO ranks). A trace or rollout counted twice,
-# left out, or weighted by another 1/batch moves the gradient by 10-100% of its largest entry.
+# (Higham, Accuracy and Stability of Numerical Algorithms, 4.2; u = 2^-24). An entry of a step's
+# gradient sums a term per eviction step of each trace or rollout: n ~ 100 here (SFT: 3 traces x 31
+# steps) to 250 (GRPO: 8 rollouts x 31 steps). With sum|term| at the gradient's largest entry that
+# is 2 * 250 * 6e-8 = 3e-5; 1e-4 leaves room for terms that cancel (GRPO's advantages sum to zero).
+# Measured: 1e-7 to 3e-7 (SFT ranks), 8e-7 to 2e-6 (GRPO ranks), up to 4e-6 (GRPO's update re-running
+# the model, whose features round otherwise too). A trace or rollout left out, counted twice or
+# weighted by another 1/batch moved the first step's gradient by 0.35 to 6 times its largest entry.
 GRADIENT_RTOL = 1e-4
 
 
