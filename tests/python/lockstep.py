@@ -18,12 +18,12 @@ So the subject's run is checked one step at a time:
   that stepped with another gradient, or skipped the step, computes the next gradient at other
   weights than the reference does.
 """
+import json
 import shutil
+import struct
 from typing import NamedTuple
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import load_file
 
 from conftest import read_jsonl
 
@@ -41,6 +41,10 @@ F32 = float(np.finfo(np.float32).eps)  # 2^-23, twice float32's unit roundoff
 GRADIENT_RTOL = 1e-4
 
 
+def train_rows(directory):
+    return {r["step"]: r for r in read_jsonl(directory / "metrics.jsonl") if "split" not in r}
+
+
 def parameter_names(weights):
     """The scorer's parameters in LearnedScorer::parameters() order, which the optimizer state's
     m.<i> and v.<i> follow."""
@@ -50,25 +54,56 @@ def parameter_names(weights):
     return names
 
 
+def read_safetensors(path):
+    """A safetensors file's float32 tensors (float64 copies) and metadata, read directly: the GPU
+    machine's python, which runs the CUDA smoke test, may lack the safetensors package."""
+    data = path.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + size])
+    metadata = header.pop("__metadata__", {})
+    tensors = {}
+    for name, info in header.items():
+        assert info["dtype"] == "F32", f"{path}: {name} is {info['dtype']}"
+        start, end = info["data_offsets"]
+        raw = np.frombuffer(data[8 + size + start:8 + size + end], dtype="<f4")
+        tensors[name] = raw.reshape(info["shape"]).astype(np.float64)
+    return tensors, metadata
+
+
+def read_weights(directory):
+    return read_safetensors(directory / "scorer.safetensors")[0]
+
+
 class Checkpoint:
     """A training checkpoint's scorer weights, Adam moments and Adam step count, by parameter name
     (float64)."""
 
     def __init__(self, directory):
         self.directory = directory
-        self.weights = {k: v.astype(np.float64) for k, v in load_file(str(directory / "scorer.safetensors")).items()}
+        self.weights = read_weights(directory)
         names = parameter_names(self.weights)
-        state = load_file(str(directory / "optimizer.safetensors"))
-        self.m = {n: state[f"m.{i}"].astype(np.float64) for i, n in enumerate(names)}
-        self.v = {n: state[f"v.{i}"].astype(np.float64) for i, n in enumerate(names)}
-        with safe_open(str(directory / "optimizer.safetensors"), "np") as f:
-            self.adam_steps = int(f.metadata()["steps"])
+        state, metadata = read_safetensors(directory / "optimizer.safetensors")
+        self.m = {n: state[f"m.{i}"] for i, n in enumerate(names)}
+        self.v = {n: state[f"v.{i}"] for i, n in enumerate(names)}
+        self.adam_steps = int(metadata["steps"])
 
 
 def step_gradient(before, after):
     """The gradient Adam applied between two checkpoints one step apart (`before` None: the first step)."""
     assert after.adam_steps == (before.adam_steps if before else 0) + 1, f"{after.directory}: not one Adam step on"
     return {n: (m - BETA1 * (before.m[n] if before else 0.0)) / (1 - BETA1) for n, m in after.m.items()}
+
+
+def assert_same_gradient(what, before, mine, theirs, rtol=GRADIENT_RTOL):
+    """`mine` and `theirs`, both one Adam step on from `before` (None: from a fresh start), applied
+    the same gradient up to `rtol` of its largest entry."""
+    g_mine, g_theirs = step_gradient(before, mine), step_gradient(before, theirs)
+    scale = max(np.abs(g).max() for g in g_theirs.values())
+    worst, name = max((float(np.abs(g_mine[n] - g_theirs[n]).max()), n) for n in g_theirs)
+    print(f"{what}: gradient {worst / scale:.1e} of its largest entry {scale:.3e} from the reference's ({name})")
+    assert scale > 0, f"{what}: the reference's gradient is zero"
+    assert worst <= rtol * scale, (f"{what}: {name}'s gradient is {worst / scale:.2e} of the largest entry from "
+                                   f"the reference's (allowed {rtol:.0e})")
 
 
 def assert_adam_step(weights_before, before, after, lr):
@@ -90,15 +125,23 @@ def assert_adam_step(weights_before, before, after, lr):
                                    f"{np.abs(w - want).max():.3e} off")
 
 
+def assert_adam_steps(directory, steps, initial_weights=None):
+    """Each checkpoint step_1 ... step_<steps> in `directory` is Adam's step from the one before, at
+    the learning rate its metrics row gives; step_1 from `initial_weights` (None: not checked)."""
+    rows = train_rows(directory)
+    before = None
+    for k in range(1, steps + 1):
+        after = Checkpoint(directory / f"step_{k}")
+        if before is not None or initial_weights is not None:
+            assert_adam_step(before.weights if before else initial_weights, before, after, rows[k]["lr"])
+        before = after
+
+
 class ComparedStep(NamedTuple):
     row: dict  # the subject's metrics row of the step
     reference_row: dict  # the reference's
     reference: object  # the reference's output directory
     reference_run: object  # what take_reference_step returned (its CompletedProcess)
-
-
-def train_rows(directory):
-    return {r["step"]: r for r in read_jsonl(directory / "metrics.jsonl") if "split" not in r}
 
 
 def compare_in_lockstep(subject, steps, take_reference_step, workdir, initial_weights):
@@ -109,7 +152,7 @@ def compare_in_lockstep(subject, steps, take_reference_step, workdir, initial_we
     else the step reports."""
     compared = []
     subject_rows = train_rows(subject)
-    weights_before, before = initial_weights, None
+    before = None
     for k in range(1, steps + 1):
         reference = workdir / f"reference-step{k}"
         reference.mkdir(parents=True)
@@ -120,14 +163,8 @@ def compare_in_lockstep(subject, steps, take_reference_step, workdir, initial_we
         mine, theirs = Checkpoint(subject / f"step_{k}"), Checkpoint(reference / f"step_{k}")
         row, reference_row = subject_rows[k], train_rows(reference)[k]
         assert row["lr"] == reference_row["lr"], f"step {k}: the reference ran at another learning rate"
-        g_mine, g_theirs = step_gradient(before, mine), step_gradient(before, theirs)
-        scale = max(np.abs(g).max() for g in g_theirs.values())
-        worst, name = max((float(np.abs(g_mine[n] - g_theirs[n]).max()), n) for n in g_theirs)
-        print(f"step {k}: gradient {worst / scale:.1e} of its largest entry {scale:.3e} from the reference's ({name})")
-        assert scale > 0, f"step {k}: the reference's gradient is zero"
-        assert worst <= GRADIENT_RTOL * scale, (f"step {k}: {name}'s gradient is {worst / scale:.2e} of the largest "
-                                                f"entry from the reference's (allowed {GRADIENT_RTOL:.0e})")
-        assert_adam_step(weights_before, before, mine, row["lr"])
+        assert_same_gradient(f"step {k}", before, mine, theirs)
         compared.append(ComparedStep(row, reference_row, reference, reference_run))
-        weights_before, before = mine.weights, mine
+        before = mine
+    assert_adam_steps(subject, steps, initial_weights)
     return compared

@@ -9,10 +9,9 @@ import time
 import h5py
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
 
 from conftest import BIN, ROOT, expect_error, free_port, make_golden, rank_environment, read_jsonl, run, torchrun
-from lockstep import GRADIENT_RTOL, compare_in_lockstep
+from lockstep import GRADIENT_RTOL, compare_in_lockstep, read_weights
 
 TINY = ROOT / "configs" / "grpo" / "tiny.yaml"
 SFT = ROOT / "configs" / "sft" / "tiny.yaml"
@@ -54,7 +53,7 @@ def scorer_weights(directory):
     """The scorer's weights that its drop probabilities depend on. fc2.bias shifts every score of a
     KV head alike, which neither log-probability sees: its gradient is zero up to rounding, and Adam
     turns that rounding into steps of about the learning rate, different in every run."""
-    return {k: v for k, v in load_file(str(directory / "scorer.safetensors")).items() if not k.endswith("fc2.bias")}
+    return {k: v for k, v in read_weights(directory).items() if not k.endswith("fc2.bias")}
 
 
 def test_contract_metrics_and_checkpoints(data, tmp_path):
@@ -78,9 +77,8 @@ def test_contract_metrics_and_checkpoints(data, tmp_path):
 def lockstep(data, subject, steps, generations, reference_args, workdir):
     """compare_in_lockstep (tests/python/lockstep.py) for the GRPO run in `subject`: each of its steps
     is taken again, from its checkpoint of the step before, by `grpo ... *reference_args`."""
-    initial = {k: v.astype(np.float64) for k, v in load_file(str(data[2] / "scorer.safetensors")).items()}
     return compare_in_lockstep(subject, steps, lambda out, k: grpo(data, out, k, generations, *reference_args),
-                               workdir, initial)
+                               workdir, read_weights(data[2]))
 
 
 # Each step is checked (lockstep) from the checkpoint of the step before, which save_every 1 keeps.

@@ -7,11 +7,10 @@ import subprocess
 import h5py
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
 
 from conftest import (BIN, ROOT, free_port, init_model, make_golden, rank_environment, read_jsonl, run, torchrun,
                       write_traces)
-from lockstep import GRADIENT_RTOL, compare_in_lockstep
+from lockstep import GRADIENT_RTOL, compare_in_lockstep, read_weights
 
 GOLDEN = ROOT / "configs" / "golden" / "tiny.yaml"
 SFT = ROOT / "configs" / "sft" / "tiny.yaml"
@@ -144,7 +143,7 @@ def initial_scorer(data, tmp):
     model, golden = data
     run("foresight-train", "sft", "--config", SFT, f"model={model}", f"golden={golden}", f"output_dir={tmp}",
         "max_steps=1", "lr=1e-30")
-    return {k: v.astype(np.float64) for k, v in load_file(str(tmp / "final" / "scorer.safetensors")).items()}
+    return read_weights(tmp / "final")
 
 
 def held_out_rows(directory):
@@ -179,7 +178,7 @@ def test_two_sft_ranks_take_the_steps_one_process_takes(sft_data, tmp_path):
               f"{mine['golden_overlap'] / theirs['golden_overlap'] - 1:.1e} from the reference's, relatively")
         assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-3)
         assert mine["golden_overlap"] == pytest.approx(theirs["golden_overlap"], rel=1e-2)
-    trained = load_file(str(tmp_path / "two" / "final" / "scorer.safetensors"))
+    trained = read_weights(tmp_path / "two" / "final")
     assert max(float(np.abs(trained[k] - initial[k]).max()) for k in initial) > 1e-3  # the steps moved the weights
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["final", "metrics.jsonl", "run.json", "step_1",
                                                                    "step_2", "step_3"]
