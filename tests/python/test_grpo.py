@@ -125,8 +125,9 @@ def test_batched_rollouts_train_as_one_by_one(data, tmp_path):
         for row, alone, _, _ in lockstep(data, tmp_path / f"batch{batch}", 2, 4, (*args, "rollout_batch=1"),
                                          tmp_path / f"alone{batch}"):
             assert row["reward"] == pytest.approx(alone["reward"], rel=1e-6)
-            # The KL is 0 at step 1 (the policy is the reference) and 3e-3 at step 2, a mean of float32
-            # log-probability differences of order 1: its rounding is absolute, ~1e-7 of those.
+            # The KL is 0 at step 1 (the policy is the reference) and 3e-3 at step 2. At the same
+            # weights both ways gave it to the last bit here; rel 1e-5 leaves room for features that
+            # the batched model rounds otherwise.
             assert row["kl"] == pytest.approx(alone["kl"], rel=1e-5, abs=1e-9)
             rewards.append(row["reward"])
     assert len(set(rewards[:2])) == 2  # and the steps drew different rollouts
