@@ -100,8 +100,8 @@ def assert_same_gradient(what, before, mine, theirs, rtol=GRADIENT_RTOL):
     g_mine, g_theirs = step_gradient(before, mine), step_gradient(before, theirs)
     scale = max(np.abs(g).max() for g in g_theirs.values())
     worst, name = max((float(np.abs(g_mine[n] - g_theirs[n]).max()), n) for n in g_theirs)
-    print(f"{what}: gradient {worst / scale:.1e} of its largest entry {scale:.3e} from the reference's ({name})")
     assert scale > 0, f"{what}: the reference's gradient is zero"
+    print(f"{what}: gradient {worst / scale:.1e} of its largest entry {scale:.3e} from the reference's ({name})")
     assert worst <= rtol * scale, (f"{what}: {name}'s gradient is {worst / scale:.2e} of the largest entry from "
                                    f"the reference's (allowed {rtol:.0e})")
 
