@@ -36,7 +36,11 @@ int main(int argc, char** argv) {
         "test-vectors",
         "N > 0: also write test_vectors.safetensors, N seeded random candidates per layer and KV head with this "
         "scorer's scores, to check an engine's implementation against",
-        cxxopts::value<int64_t>()->default_value("0"));
+        cxxopts::value<int64_t>()->default_value("0"))(
+        "protect",
+        "the protect the engine runs with (first positions never dropped: a count or 'prompt'); default: the one "
+        "the scorer was trained at. The manifest keeps both",
+        cxxopts::value<std::string>());
     const auto r = parse_options(o, argc, argv);
     ExportRequest request;
     request.checkpoint = required<std::string>(r, "checkpoint");
@@ -45,6 +49,7 @@ int main(int argc, char** argv) {
     request.format = parse_export_format(r["format"].as<std::string>());
     if (r.count("model")) request.model = r["model"].as<std::string>();
     request.test_vectors = r["test-vectors"].as<int64_t>();
+    if (r.count("protect")) request.protect = r["protect"].as<std::string>();
     export_scorer(request);
     std::fprintf(stderr, "export: wrote %s\n", request.out.c_str());
   });

@@ -76,7 +76,8 @@ void cmd_evict(int argc, char** argv) {
                      "the stored float16 attention, so they can differ from a fresh float32 run at near-ties.");
   o.add_options()("input", "golden file with attention", cxxopts::value<std::string>())(
       "output", "new golden file", cxxopts::value<std::string>())(
-      "budget", "B", cxxopts::value<int64_t>())("interval", "W", cxxopts::value<int64_t>());
+      "budget", "B", cxxopts::value<int64_t>())("interval", "W", cxxopts::value<int64_t>())(
+      "protect", "first positions never dropped: a count or 'prompt' (default: the input's)", cxxopts::value<std::string>());
   const auto r = parse_options(o, argc, argv);
   const std::string input = required<std::string>(r, "input"), output = required<std::string>(r, "output");
   // Never replace a file: the output could be another run's golden file, or this input under
@@ -95,12 +96,15 @@ void cmd_evict(int argc, char** argv) {
   if (!in.header().keep_attention) throw Error(input + " was recorded without keep_attention: nothing to replay");
   const std::string refusal = reevict_refusal(recorded, schedule);
   if (!refusal.empty()) throw Error(refusal);
-  AtomicOutput out(output);
   GoldenHeader header = in.header();
+  if (r.count("protect")) header.protect = Protect::parse(r["protect"].as<std::string>());
+  for (const std::string& id : in.trace_ids()) header.protect.resolve(schedule, in.prompt_len(id), input + ": trace " + id);
+  AtomicOutput out(output);
   header.schedule = schedule;
   header.keep_attention = false;
   header.config_yaml += "# re-evicted by foresight-golden evict: budget " + std::to_string(schedule.budget) +
-                        ", interval " + std::to_string(schedule.interval) + "\n";
+                        ", interval " + std::to_string(schedule.interval) +
+                        ", protect " + header.protect.text() + "\n";
   {
     GoldenFileWriter writer(out.temp_path(), header);
     int64_t skipped = 0;
@@ -112,7 +116,7 @@ void cmd_evict(int argc, char** argv) {
         ++skipped;
         continue;
       }
-      reevict(t, recorded, schedule);
+      reevict(t, recorded, header.protect.resolve(schedule, in.prompt_len(id), input + ": trace " + id));
       t.attention = at::Tensor();
       writer.append(id, t, in.prompt_len(id));
     }
@@ -131,9 +135,10 @@ void cmd_inspect(int argc, char** argv) {
   }
   const GoldenFileReader in(argv[1]);
   const GoldenHeader& h = in.header();
-  std::printf("%s: %s v%lld, budget %lld, interval %lld%s\nmodel: %s\n", argv[1], kGoldenFormat,
+  std::printf("%s: %s v%lld, budget %lld, interval %lld, protect %s%s\nmodel: %s\n", argv[1], kGoldenFormat,
               static_cast<long long>(kGoldenVersion), static_cast<long long>(h.schedule.budget),
-              static_cast<long long>(h.schedule.interval), h.keep_attention ? ", attention kept" : "",
+              static_cast<long long>(h.schedule.interval), h.protect.text().c_str(),
+              h.keep_attention ? ", attention kept" : "",
               h.model.describe().c_str());
   const int64_t layers = h.model.layers;
   std::vector<double> dropped_sum(layers, 0), kept_sum(layers, 0);

@@ -196,7 +196,8 @@ void cmd_generate(int argc, char** argv) {
       "scorer", "trained scorer checkpoint (foresight, foresight_sampled)", cxxopts::value<std::string>())(
       "features", "recency or reference: refused unless it is the scorer's (default: the scorer's)",
       cxxopts::value<std::string>())(
-      "sinks", "streaming_llm: first tokens always kept", cxxopts::value<int64_t>()->default_value("4"))(
+      "protect", "first positions never dropped, inside B: a count N or 'prompt' (the whole prompt); at most B - W "
+                 "(default: the policy's, 4 for streaming_llm's sinks, else 0)", cxxopts::value<std::string>())(
       "record-drops", "add \"drop_positions\": per eviction step, [layers][KV heads][W] positions dropped")(
       "threads", "intra-op threads (0: the default, OMP_NUM_THREADS or else the physical cores this process may "
                  "run on; 1 is fastest for tiny models, whose decode steps are too small to split)", cxxopts::value<int>()->default_value("0"));
@@ -213,9 +214,9 @@ void cmd_generate(int argc, char** argv) {
   if (r.count("policy")) {
     eviction = EvictionOptions{{required<int64_t>(r, "budget"), required<int64_t>(r, "interval")},
                                r["policy"].as<std::string>()};
-    eviction->sinks = r["sinks"].as<int64_t>();
+    if (r.count("protect")) eviction->protect = Protect::parse(r["protect"].as<std::string>());
   } else {
-    for (const char* key : {"budget", "interval", "scorer", "features"}) {
+    for (const char* key : {"budget", "interval", "scorer", "features", "protect"}) {
       if (r.count(key)) throw Error(std::string("--") + key + " needs --policy (without it the cache is full)");
     }
   }
@@ -237,7 +238,13 @@ void cmd_generate(int argc, char** argv) {
   check_generation_options(c, options, eviction);  // before reading prompts or building the model
   const std::vector<Trace> prompts = read_traces(required<std::string>(r, "prompts"));
   if (prompts.empty()) throw Error("--prompts " + required<std::string>(r, "prompts") + " holds no traces: nothing to do");
-  for (const Trace& p : prompts) check_prompt_fits(c, p.id, p.input_ids, options.max_new_tokens);
+  for (const Trace& p : prompts) {
+    check_prompt_fits(c, p.id, p.input_ids, options.max_new_tokens);
+    if (eviction) {  // a protected prompt longer than B - W is refused before any prompt is decoded
+      eviction->protect.value_or(find_policy(eviction->policy).default_protect)
+          .resolve(eviction->schedule, static_cast<int64_t>(p.input_ids.size()), "prompt \"" + p.id + "\"");
+    }
+  }
   JsonlWriter out(new_output(r, "prompts"));
   const Transformer model(checkpoint, {r["device"].as<std::string>(), parse_dtype(r["dtype"].as<std::string>())});
   if (scorer) scorer->to(model.options().device());

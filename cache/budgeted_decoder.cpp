@@ -24,6 +24,7 @@ CacheStep sequence_step(const CacheStep& all, int64_t n, int64_t kv) {
   s.cum_decay = rows(all.cum_decay);
   s.positions = rows(all.positions);
   s.attention = rows(all.attention);
+  s.protect = all.protect;
   return s;
 }
 
@@ -64,6 +65,7 @@ void BudgetedDecoder::begin_chunk() {
       CacheStep all = caches_[l].candidates(budget);
       all.layer = static_cast<int64_t>(l);
       all.step = step;
+      all.protect = schedule_.protect;
       std::vector<at::Tensor> drops;
       for (int64_t n = 0; n < batch_; ++n) drops.push_back(deciders_[n]->decide(sequence_step(all, n, kv_heads_)));
       const at::Tensor layer_drops = batch_ == 1 ? drops.front() : at::cat(drops);  // [N * Hkv, W]

@@ -18,6 +18,7 @@ struct CacheStep {
   at::Tensor cum, cum_decay;  // float32 [Hkv, B, G]: running totals, the last chunk included
   at::Tensor positions;       // int64 [Hkv, B]: absolute token positions
   at::Tensor attention;       // float32 [Hkv, G, W, B]: the last chunk's attention probabilities
+  int64_t protect = 0;        // the first `protect` slots hold protected entries, never to be dropped
 };
 
 }  // namespace foresight

@@ -16,6 +16,43 @@ void EvictionSchedule::validate() const {
     throw Error("budget (" + std::to_string(budget) + ") must be a multiple of interval (" +
                 std::to_string(interval) + ")");
   }
+  if (protect < 0 || protect > budget - interval) {
+    throw Error("protect (" + std::to_string(protect) + ") must lie in 0.." + std::to_string(budget - interval) +
+                " (budget - interval, so that W unprotected entries can go)");
+  }
+}
+
+Protect Protect::parse(const std::string& text) {
+  if (text == "prompt") return {0, true};
+  std::size_t used = 0;
+  int64_t n = -1;
+  try {
+    n = std::stoll(text, &used);
+  } catch (const std::logic_error&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || n < 0) {
+    throw Error("protect is \"" + text + "\", expected 0, a count of first positions, or \"prompt\"");
+  }
+  return {n, false};
+}
+
+EvictionSchedule Protect::resolve(EvictionSchedule schedule, std::optional<int64_t> prompt_len,
+                                  const std::string& what) const {
+  if (prompt && !prompt_len) {
+    throw Error(what + " has no prompt_len, so protect: prompt cannot tell which positions to keep; give each "
+                "trace its prompt_len or protect a count");
+  }
+  schedule.protect = prompt ? *prompt_len : count;
+  const int64_t limit = schedule.budget - schedule.interval;
+  if (schedule.protect > limit) {
+    const std::string kept = prompt ? "its prompt of " + std::to_string(*prompt_len) + " tokens"
+                                    : "the first " + std::to_string(count) + " positions";
+    throw Error(what + ": protect " + text() + " would keep " + kept + ", more than budget - interval = " +
+                std::to_string(limit) + " (B " + std::to_string(schedule.budget) + ", W " +
+                std::to_string(schedule.interval) + "), which leaves fewer than W entries to evict");
+  }
+  return schedule;
 }
 
 }  // namespace foresight

@@ -149,6 +149,13 @@ std::optional<std::string> Config::optional_string(const std::string& key) const
   return scalar(key);
 }
 
+std::vector<std::string> Config::scalar_or_list(const std::string& key,
+                                                const std::vector<std::string>& fallback) const {
+  const auto node = find(key);
+  if (node && node->IsScalar()) return {node->Scalar()};
+  return scalar_list(key, fallback);
+}
+
 std::vector<std::string> Config::scalar_list(const std::string& key, const std::vector<std::string>& fallback) const {
   const auto node = find(key);
   if (!node) return fallback;

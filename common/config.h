@@ -27,6 +27,8 @@ class Config {
   std::optional<std::string> optional_string(const std::string& key) const;
   // A list of scalars (`[a, b]` or a block list); `fallback` when the key is absent.
   std::vector<std::string> scalar_list(const std::string& key, const std::vector<std::string>& fallback) const;
+  // scalar_list, where a single scalar is a list of one.
+  std::vector<std::string> scalar_or_list(const std::string& key, const std::vector<std::string>& fallback) const;
   int64_t positive_int(const std::string& key) const;
   int64_t positive_int(const std::string& key, int64_t fallback) const;
   int64_t non_negative_int(const std::string& key, int64_t fallback) const;

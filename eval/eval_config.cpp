@@ -69,6 +69,32 @@ std::vector<std::string> parse_policies(const Config& c, const std::string& scor
   return policies;
 }
 
+std::vector<PolicyVariant> parse_variants(const Config& c, const std::vector<std::string>& policies) {
+  std::vector<std::optional<Protect>> values;  // nullopt: the policy's default
+  for (const std::string& item : c.scalar_or_list("protect", {"default"})) {
+    if (item == "default") {
+      values.push_back(std::nullopt);
+      continue;
+    }
+    try {
+      values.push_back(Protect::parse(item));
+    } catch (const Error&) {
+      c.fail("protect", "has \"" + item + "\", expected default, a count of first positions, or prompt");
+    }
+  }
+  std::vector<PolicyVariant> variants;
+  for (const std::string& name : policies) {
+    const PolicyPreset& preset = find_policy(name);
+    for (const std::optional<Protect>& v : values) {
+      const Protect protect = v.value_or(preset.default_protect);
+      const std::string variant = variant_name(preset, protect);
+      const bool listed = std::any_of(variants.begin(), variants.end(), [&](const PolicyVariant& x) { return x.name == variant; });
+      if (!listed) variants.push_back({name, protect, variant});
+    }
+  }
+  return variants;
+}
+
 std::vector<EvictionSchedule> parse_schedules(const Config& c) {
   std::vector<EvictionSchedule> schedules;
   const int64_t interval = c.positive_int("interval", 0);
@@ -89,7 +115,7 @@ std::vector<EvictionSchedule> parse_schedules(const Config& c) {
 
 EvalConfig parse_eval_config(const Config& c) {
   c.check_known_keys({"mode", "model", "golden", "output_dir", "scorer", "device", "dtype", "policies", "budgets",
-                      "interval", "max_traces", "reward.threshold", "reward.exclude_fraction", "seed",
+                      "interval", "protect", "max_traces", "reward.threshold", "reward.exclude_fraction", "seed",
                       "expect_model.*"});
   EvalConfig r;
   r.model = c.string("model");
@@ -98,6 +124,7 @@ EvalConfig parse_eval_config(const Config& c) {
   r.scorer = c.optional_string("scorer").value_or("");
   r.runtime = parse_runtime_options(c);
   r.policies = parse_policies(c, r.scorer, false);
+  r.variants = parse_variants(c, r.policies);
   r.schedules = parse_schedules(c);
   r.max_traces = c.non_negative_int("max_traces", 0);
   r.reward.threshold = c.positive_number("reward.threshold", r.reward.threshold);

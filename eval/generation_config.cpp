@@ -8,7 +8,7 @@ namespace foresight {
 
 GenerationEvalConfig parse_generation_config(const Config& c) {
   c.check_known_keys({"mode", "model", "problems", "output_dir", "scorer", "device", "dtype", "policies", "budgets",
-                      "interval", "samples", "temperature", "top_p", "top_k", "max_new_tokens", "stop_ids",
+                      "interval", "protect", "samples", "temperature", "top_p", "top_k", "max_new_tokens", "stop_ids",
                       "max_problems", "seed", "threads", "expect_model.*"});
   GenerationEvalConfig r;
   r.model = c.string("model");
@@ -17,6 +17,7 @@ GenerationEvalConfig parse_generation_config(const Config& c) {
   r.scorer = c.optional_string("scorer").value_or("");
   r.runtime = parse_runtime_options(c);
   r.policies = parse_policies(c, r.scorer, true);
+  r.variants = parse_variants(c, r.policies);
   r.schedules = parse_schedules(c);
   r.samples = c.positive_int("samples", 1);
   r.temperature = c.non_negative_number("temperature", 0);

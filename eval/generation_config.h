@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cache/schedule.h"
+#include "eval/eval_config.h"
 #include "model/fingerprint.h"
 #include "model/transformer.h"
 
@@ -20,6 +21,7 @@ struct GenerationEvalConfig {
   std::string scorer;                 // empty: no learned policy
   RuntimeOptions runtime;
   std::vector<std::string> policies;  // registry names that decide at decode time
+  std::vector<PolicyVariant> variants;  // every policy under every `protect` value
   std::vector<EvictionSchedule> schedules;
   int64_t samples = 1;                // per problem
   double temperature = 0;             // 0: greedy

@@ -33,9 +33,10 @@ namespace {
 
 // A row of the table: the full cache, or one policy at one schedule.
 struct Cell {
-  std::string policy;                       // "full" for the full cache
+  std::string policy;                       // "full" for the full cache, else the variant's name
   std::optional<EvictionOptions> eviction;  // none for the full cache
   fs::path dir;
+  std::string skipped;                      // why it does not run (its protect exceeds B - W); "" when it runs
 };
 
 // What every cell decodes, and how.
@@ -59,7 +60,8 @@ std::string cell_config(const GenerationEvalConfig& cfg, const Cell& c, const Ta
   std::ostringstream s;
   s << "mode: generation\npolicy: " << c.policy << "\n";
   if (c.eviction) {
-    s << "budget: " << c.eviction->schedule.budget << "\ninterval: " << c.eviction->schedule.interval << "\n";
+    s << "budget: " << c.eviction->schedule.budget << "\ninterval: " << c.eviction->schedule.interval
+      << "\nprotect: " << (c.eviction->protect ? c.eviction->protect->text() : "default") << "\n";
     if (c.eviction->scorer) s << "scorer: \"" << cfg.scorer << "\"\n";
   }
   s << "model: " << cfg.model << "\ndtype: " << c10::toString(cfg.runtime.dtype) << "\nproblems: " << cfg.problems
@@ -98,6 +100,7 @@ nlohmann::json metrics_json(const Cell& c, const Tally& t, double seconds) {
   return {{"policy", c.policy},
           {"B", c.eviction ? nlohmann::json(c.eviction->schedule.budget) : nlohmann::json(nullptr)},
           {"W", c.eviction ? nlohmann::json(c.eviction->schedule.interval) : nlohmann::json(nullptr)},
+          {"protect", c.eviction ? nlohmann::json(c.eviction->protect->text()) : nlohmann::json(nullptr)},
           {"accuracy", t.accuracy()},
           {"stderr", t.accuracy_se()},
           {"mean_length", per_sample(t.new_tokens)},
@@ -148,6 +151,7 @@ nlohmann::json run_cell(const Transformer& model, const Cell& c, const Task& t, 
 
 // "0.750 ± 0.125 (len 31.2, ev 3.0)"
 std::string table_cell(const nlohmann::json& r) {
+  if (r.contains("skipped")) return "skipped: protect > B - W";
   char text[96];
   std::snprintf(text, sizeof text, "%.3f ± %.3f (len %.1f, ev %.1f)", r.at("accuracy").get<double>(),
                 r.at("stderr").get<double>(), r.at("mean_length").get<double>(),
@@ -172,7 +176,9 @@ void print_table(const GenerationEvalConfig& cfg, const std::vector<Cell>& cells
     for (std::size_t j = 0; j < cfg.schedules.size(); ++j) std::printf(" %s |", table_cell(rows[i + j]).c_str());
   }
   std::printf("\n\naccuracy: pass@1 averaged over %lld sample(s) ± its standard error over problems; len: mean new "
-              "tokens; ev: mean eviction steps. full: the full cache, one run shown under every budget.\n",
+              "tokens; ev: mean eviction steps. full: the full cache, one run shown under every budget. NAME+prompt "
+              "and NAME+N: the policy with the prompt or the first N positions protected; skipped: the budget "
+              "cannot hold them (results.csv says why).\n",
               static_cast<long long>(cfg.samples));
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) throw Error("cannot write the results table to standard output");
 }
@@ -180,7 +186,7 @@ void print_table(const GenerationEvalConfig& cfg, const std::vector<Cell>& cells
 // results.csv's columns, in order.
 const std::vector<std::string> kColumns = {"policy", "B", "W", "accuracy", "stderr", "mean_length",
                                            "mean_evictions", "peak_cache_entries", "stopped_fraction", "problems",
-                                           "samples", "seconds"};
+                                           "samples", "seconds", "protect", "skipped"};
 
 // Throws unless every id of the problem's answer and answer prefix is in the vocabulary: one
 // outside could never be generated, so the problem would score 0 without a word.
@@ -244,15 +250,23 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
     scorer.emplace(LearnedScorer::load(cfg.scorer, spec));
     features = scorer->spec().features;
   }
-  std::vector<Cell> cells{{"full", std::nullopt, fs::path(cfg.output_dir) / "runs" / "full" / "full"}};
-  for (const std::string& name : cfg.policies) {
+  std::vector<std::string> ids;
+  std::vector<std::optional<int64_t>> prompt_lens;
+  for (const Problem& p : task.problems) {
+    ids.push_back("problem \"" + p.id + "\"");
+    prompt_lens.push_back(static_cast<int64_t>(p.input_ids.size()));
+  }
+  std::vector<Cell> cells{{"full", std::nullopt, fs::path(cfg.output_dir) / "runs" / "full" / "full", ""}};
+  for (const PolicyVariant& v : cfg.variants) {
     for (const EvictionSchedule& s : cfg.schedules) {
-      LearnedScorer* uses = find_policy(name).needs_scorer ? &*scorer : nullptr;
-      cells.push_back({name, EvictionOptions{s, name, uses, features},
-                       fs::path(cfg.output_dir) / "runs" / name / schedule_folder(s)});
+      LearnedScorer* uses = find_policy(v.policy).needs_scorer ? &*scorer : nullptr;
+      cells.push_back({v.name, EvictionOptions{s, v.policy, uses, features, v.protect},
+                       fs::path(cfg.output_dir) / "runs" / v.name / schedule_folder(s),
+                       protect_refusal(v.protect, s, ids, prompt_lens, cfg.problems)});
     }
   }
   for (const Cell& c : cells) {
+    if (!c.skipped.empty()) continue;
     try {
       check_generation_options(mc, o, c.eviction);
     } catch (const Error& e) {
@@ -270,17 +284,25 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
   const Transformer model(checkpoint, cfg.runtime);
   if (scorer) scorer->to(model.options().device());
   std::vector<nlohmann::json> rows(cells.size());
-  std::size_t todo = 0;
+  std::size_t todo = 0, skipped = 0;
   for (std::size_t i = 0; i < cells.size(); ++i) {
-    if (cell_is_done(cells[i].dir, cell_config(cfg, cells[i], task))) {
+    const Cell& c = cells[i];
+    if (!c.skipped.empty()) {
+      std::fprintf(stderr, "eval: skipping %s at B %lld, W %lld: %s\n", c.policy.c_str(),
+                   static_cast<long long>(c.eviction->schedule.budget),
+                   static_cast<long long>(c.eviction->schedule.interval), c.skipped.c_str());
+      rows[i] = {{"policy", c.policy}, {"B", c.eviction->schedule.budget}, {"W", c.eviction->schedule.interval},
+                 {"protect", c.eviction->protect->text()}, {"skipped", c.skipped}};
+      ++skipped;
+    } else if (cell_is_done(c.dir, cell_config(cfg, c, task))) {
       rows[i] = nlohmann::json::parse(read_text(cells[i].dir / "result.json"));
     } else {
       ++todo;
     }
   }
-  std::fprintf(stderr, "eval: full cache + %zu policies x %zu budgets over %zu problems x %lld samples: %zu cells to "
-               "run, %zu done before\n", cfg.policies.size(), cfg.schedules.size(), task.problems.size(),
-               static_cast<long long>(o.num_samples), todo, cells.size() - todo);
+  std::fprintf(stderr, "eval: full cache + %zu policy variants x %zu budgets over %zu problems x %lld samples: %zu "
+               "cells to run, %zu done before\n", cfg.variants.size(), cfg.schedules.size(), task.problems.size(),
+               static_cast<long long>(o.num_samples), todo, cells.size() - todo - skipped);
 
   ProgressBar bar("eval", static_cast<int64_t>(todo * task.problems.size()), "problem");
   for (std::size_t i = 0; i < cells.size(); ++i) {

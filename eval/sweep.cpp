@@ -30,7 +30,8 @@ namespace {
 
 struct Cell {
   const PolicyPreset* preset;
-  EvictionSchedule schedule;
+  PolicyVariant variant;
+  EvictionSchedule schedule;  // protect resolved per trace (protected_schedule)
   fs::path dir;
 };
 
@@ -38,7 +39,7 @@ struct Cell {
 std::string cell_config(const EvalConfig& cfg, const Cell& c, const std::vector<std::string>& traces) {
   std::ostringstream s;
   s << "policy: " << c.preset->name << "\nbudget: " << c.schedule.budget << "\ninterval: " << c.schedule.interval
-    << "\nmodel: " << cfg.model << "\ngolden: " << cfg.golden << "\nscorer: \"" << cfg.scorer << "\"\ntraces: "
+    << "\nprotect: " << c.variant.protect.text() << "\nmodel: " << cfg.model << "\ngolden: " << cfg.golden << "\nscorer: \"" << cfg.scorer << "\"\ntraces: "
     << traces.size() << "\nreward_threshold: " << cfg.reward.threshold
     << "\nreward_exclude_fraction: " << cfg.reward.exclude_fraction << "\nseed: " << cfg.seed << "\n";
   return s.str();
@@ -50,9 +51,10 @@ nlohmann::json per_position(double value) { return std::isnan(value) ? nlohmann:
 
 nlohmann::json metrics_json(const Cell& c, const PolicyMetrics& m, double seconds) {
   const auto overlap = m.golden_overlap();
-  return {{"policy", c.preset->name},
+  return {{"policy", c.variant.name},
           {"budget", c.schedule.budget},
           {"interval", c.schedule.interval},
+          {"protect", c.variant.protect.text()},
           {"mean_nll_increase", per_position(m.mean_nll_increase())},
           {"spike_rate", per_position(m.spike_rate())},
           {"penalty", per_position(m.penalty())},
@@ -63,36 +65,47 @@ nlohmann::json metrics_json(const Cell& c, const PolicyMetrics& m, double second
           {"seconds", seconds}};
 }
 
-bool is_recorded(const GoldenHeader& h, const EvictionSchedule& s) {
-  return h.schedule.budget == s.budget && h.schedule.interval == s.interval;
+bool is_recorded(const GoldenHeader& h, const EvictionSchedule& s, const Protect& p) {
+  return h.schedule.budget == s.budget && h.schedule.interval == s.interval && h.protect == p;
 }
 
-// Why the golden file has no oracle for `s`, or "" when it has: its own schedule, or any other
-// whose interval is a multiple of the recorded one when it keeps the attention to replay.
-std::string no_oracle_reason(const GoldenHeader& h, const EvictionSchedule& s) {
-  if (is_recorded(h, s)) return "";
+// Why the golden file has no oracle for `s` under protect `p`, or "" when it has: its own
+// schedule, or any other whose interval is a multiple of the recorded one when it keeps the
+// attention to replay.
+std::string no_oracle_reason(const GoldenHeader& h, const EvictionSchedule& s, const Protect& p) {
+  if (is_recorded(h, s, p)) return "";
   if (!h.keep_attention) {
     return "it has the oracle only for B " + std::to_string(h.schedule.budget) + ", W " +
-           std::to_string(h.schedule.interval) + " (record it with keep_attention: true to replay others)";
+           std::to_string(h.schedule.interval) + ", protect " + h.protect.text() +
+           " (record it with keep_attention: true to replay others)";
   }
   return reevict_refusal(h.schedule.interval, s);
 }
 
-// Golden Eviction for `schedule`: the file's own when the schedules agree, else replayed from the
-// stored attention (blocks merged to the new interval) where it can be; otherwise unknown.
-std::optional<OracleTrace> oracle_for(const GoldenFileReader& golden, GoldenTrace& trace, const EvictionSchedule& s) {
+// Golden Eviction for `s` (its protect resolved for this trace) under protect `p`: the file's own
+// when the schedules agree, else replayed from the stored attention (blocks merged to the new
+// interval) where it can be; otherwise unknown.
+std::optional<OracleTrace> oracle_for(const GoldenFileReader& golden, GoldenTrace& trace, const EvictionSchedule& s,
+                                      const Protect& p) {
   const GoldenHeader& h = golden.header();
-  if (is_recorded(h, s)) return OracleTrace{trace.drop_slots, trace.oracle_scores};
-  if (!no_oracle_reason(h, s).empty()) return std::nullopt;
+  if (is_recorded(h, s, p)) return OracleTrace{trace.drop_slots, trace.oracle_scores};
+  if (!no_oracle_reason(h, s, p).empty()) return std::nullopt;
   GoldenTrace replayed;
   replayed.attention = trace.attention;
   reevict(replayed, h.schedule.interval, s);
   return OracleTrace{replayed.drop_slots, replayed.oracle_scores};
 }
 
+// A row for a cell that did not run: why, in the table, and no metrics.
+nlohmann::json skipped_row(const std::string& name, const EvictionSchedule& s, const Protect& p, const std::string& why) {
+  return {{"policy", name}, {"budget", s.budget}, {"interval", s.interval}, {"protect", p.text()},
+          {"mean_nll_increase", nullptr}, {"spike_rate", nullptr}, {"penalty", nullptr}, {"golden_overlap", nullptr},
+          {"skipped", why}};
+}
+
 // results.csv's columns, in order.
 const std::vector<std::string> kColumns = {"policy", "budget", "interval", "mean_nll_increase", "spike_rate", "penalty",
-                                           "golden_overlap", "traces", "tokens", "seconds"};
+                                           "golden_overlap", "traces", "tokens", "seconds", "protect", "skipped"};
 
 // A table cell: the number, or empty where the metric is unknown (null).
 std::string table_cell(const nlohmann::json& v, const char* format) {
@@ -111,6 +124,7 @@ void print_table(const std::vector<nlohmann::json>& rows) {
                 static_cast<long long>(r.at("budget").get<int64_t>()), static_cast<long long>(r.at("interval").get<int64_t>()),
                 table_cell(r.at("mean_nll_increase"), "%.4f").c_str(), table_cell(r.at("spike_rate"), "%.4f").c_str(),
                 table_cell(r.at("penalty"), "%.4f").c_str(), table_cell(r.at("golden_overlap"), "%.3f").c_str());
+    if (r.contains("skipped")) std::printf("|  | skipped: %s |\n", r.at("skipped").get<std::string>().c_str());
   }
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) throw Error("cannot write the results table to standard output");
 }
@@ -136,18 +150,28 @@ void run_sweep(const EvalConfig& cfg) {
     scorer.emplace(LearnedScorer::load(cfg.scorer, spec));
     features = scorer->spec().features;
   }
+  std::vector<std::optional<int64_t>> prompt_lens;
+  for (const std::string& id : traces) prompt_lens.push_back(golden.prompt_len(id));
   std::vector<Cell> cells;
-  for (const std::string& name : cfg.policies) {
-    const PolicyPreset& preset = find_policy(name);
+  std::vector<nlohmann::json> skipped;  // cells whose budget cannot hold what they protect
+  for (const PolicyVariant& v : cfg.variants) {
+    const PolicyPreset& preset = find_policy(v.policy);
     for (const EvictionSchedule& s : cfg.schedules) {
-      const std::string reason = no_oracle_reason(golden.header(), s);
+      const std::string reason = no_oracle_reason(golden.header(), s, v.protect);
       if (preset.needs_oracle && !reason.empty()) {
-        std::fprintf(stderr, "eval: skipping %s at B %lld, W %lld: %s: %s\n", name.c_str(),
+        std::fprintf(stderr, "eval: skipping %s at B %lld, W %lld: %s: %s\n", v.name.c_str(),
                      static_cast<long long>(s.budget), static_cast<long long>(s.interval), cfg.golden.c_str(),
                      reason.c_str());
         continue;
       }
-      cells.push_back({&preset, s, fs::path(cfg.output_dir) / "runs" / name / schedule_folder(s)});
+      const std::string too_much = protect_refusal(v.protect, s, traces, prompt_lens, cfg.golden);
+      if (!too_much.empty()) {
+        std::fprintf(stderr, "eval: skipping %s at B %lld, W %lld: %s\n", v.name.c_str(),
+                     static_cast<long long>(s.budget), static_cast<long long>(s.interval), too_much.c_str());
+        skipped.push_back(skipped_row(v.name, s, v.protect, too_much));
+        continue;
+      }
+      cells.push_back({&preset, v, s, fs::path(cfg.output_dir) / "runs" / v.name / schedule_folder(s)});
     }
   }
 
@@ -162,8 +186,8 @@ void run_sweep(const EvalConfig& cfg) {
       todo.push_back(&c);
     }
   }
-  std::fprintf(stderr, "eval: %zu policies x %zu budgets over %zu traces: %zu cells to run, %zu done before\n",
-               cfg.policies.size(), cfg.schedules.size(), traces.size(), todo.size(), cells.size() - todo.size());
+  std::fprintf(stderr, "eval: %zu policy variants x %zu budgets over %zu traces: %zu cells to run, %zu done before\n",
+               cfg.variants.size(), cfg.schedules.size(), traces.size(), todo.size(), cells.size() - todo.size());
 
   ProgressBar bar("eval", static_cast<int64_t>(todo.size() * traces.size()), "trace");
   for (const Cell* c : todo) {
@@ -174,16 +198,18 @@ void run_sweep(const EvalConfig& cfg) {
     for (std::size_t i = 0; i < traces.size(); ++i) {
       GoldenTrace g = golden.read(traces[i]);
       const std::vector<int64_t> ids = token_ids(g.tokens);
-      std::optional<OracleTrace> oracle = oracle_for(golden, g, c->schedule);
+      const EvictionSchedule schedule =
+          c->variant.protect.resolve(c->schedule, prompt_lens[i], cfg.golden + ": trace " + traces[i]);
+      std::optional<OracleTrace> oracle = oracle_for(golden, g, schedule, c->variant.protect);
       PolicyInputs inputs{scorer ? &*scorer : nullptr, oracle ? oracle->oracle_scores : at::Tensor(), cfg.seed + i};
-      metrics.add(evaluate_trace(model, {ids, g.nll, g.entropy, oracle}, c->schedule, features, *c->preset, inputs,
+      metrics.add(evaluate_trace(model, {ids, g.nll, g.entropy, oracle}, schedule, features, *c->preset, inputs,
                                  cfg.reward, cfg.seed + i));
       bar.advance();
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const nlohmann::json row = metrics_json(*c, metrics, secs);
     if (metrics.scored() == 0) {
-      bar.note("eval: warning: " + c->preset->name + " at B " + std::to_string(c->schedule.budget) + ", W " +
+      bar.note("eval: warning: " + c->variant.name + " at B " + std::to_string(c->schedule.budget) + ", W " +
                std::to_string(c->schedule.interval) + " scored no position: no trace of " + cfg.golden +
                " is long enough for this schedule; its metrics are left empty");
     }
@@ -191,15 +217,16 @@ void run_sweep(const EvalConfig& cfg) {
     rows.push_back(row);
   }
   bar.finish();
-  // Table order: the config's policies, then budgets.
+  // Table order: the config's policies and their variants, then budgets; skipped cells last.
   std::vector<nlohmann::json> ordered;
   for (const Cell& c : cells) {
     for (const auto& r : rows) {
-      if (r.at("policy") == c.preset->name && r.at("budget") == c.schedule.budget && r.at("interval") == c.schedule.interval) {
+      if (r.at("policy") == c.variant.name && r.at("budget") == c.schedule.budget && r.at("interval") == c.schedule.interval) {
         ordered.push_back(r);
       }
     }
   }
+  ordered.insert(ordered.end(), skipped.begin(), skipped.end());
   write_results(cfg.output_dir, ordered, kColumns);
   print_table(ordered);
 }

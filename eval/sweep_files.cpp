@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/atomic_output.h"
+#include "common/error.h"
 #include "common/text_file.h"
 
 namespace foresight {
@@ -34,6 +35,34 @@ void write_json(const fs::path& path, const nlohmann::json& value) {
   out.commit();
 }
 
+namespace {
+
+// A CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a newline.
+std::string csv_field(const nlohmann::json& v) {
+  const std::string text = v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump();
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (const char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return quoted + "\"";
+}
+
+}  // namespace
+
+std::string protect_refusal(const Protect& protect, const EvictionSchedule& schedule,
+                            const std::vector<std::string>& ids, const std::vector<std::optional<int64_t>>& prompt_lens,
+                            const std::string& source) {
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::string what = source + ": " + ids[i];
+    if (protect.prompt && !prompt_lens[i]) protect.resolve(schedule, prompt_lens[i], what);  // throws: refused
+    try {
+      protect.resolve(schedule, prompt_lens[i], what);
+    } catch (const Error& e) {
+      return e.what();
+    }
+  }
+  return "";
+}
+
 void write_results(const fs::path& out_dir, const std::vector<nlohmann::json>& rows,
                    const std::vector<std::string>& columns) {
   write_json(out_dir / "results.json", rows);
@@ -43,8 +72,7 @@ void write_results(const fs::path& out_dir, const std::vector<nlohmann::json>& r
   f << "\n";
   for (const auto& r : rows) {
     for (std::size_t i = 0; i < columns.size(); ++i) {
-      const auto& v = r.at(columns[i]);
-      f << (i ? "," : "") << (v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump());
+      f << (i ? "," : "") << csv_field(r.contains(columns[i]) ? r.at(columns[i]) : nlohmann::json(nullptr));
     }
     f << "\n";
   }

@@ -67,10 +67,8 @@ void check_generation_options(const ModelConfig& config, const GenerationOptions
   if (preset.needs_scorer && !eviction->scorer) {
     throw Error("policy " + preset.name + " needs a trained scorer: --scorer DIR");
   }
-  if (preset.name == "streaming_llm" && (eviction->sinks < 0 || eviction->sinks > s.budget - s.interval)) {
-    throw Error("--sinks " + std::to_string(eviction->sinks) + " is invalid, expected 0.." +
-                std::to_string(s.budget - s.interval) + " (budget - interval, so that W older entries can go)");
-  }
+  const Protect protect = eviction->protect.value_or(preset.default_protect);
+  if (!protect.prompt) protect.resolve(s, std::nullopt, "--protect");
 }
 
 std::vector<int64_t> default_stop_ids(const std::string& model_dir, const ModelConfig& config) {
@@ -129,12 +127,14 @@ std::vector<Generation> generate(const Transformer& model, const std::vector<int
   std::unique_ptr<KVCache> full;
   if (eviction) {
     const PolicyPreset& preset = find_policy(eviction->policy);
+    const EvictionSchedule schedule = eviction->protect.value_or(preset.default_protect)
+                                          .resolve(eviction->schedule, static_cast<int64_t>(prompt.size()),
+                                                   "prompt " + std::to_string(prompt_index));
     std::vector<DropDecider*> raw;
     for (int64_t k = 0; k < n; ++k) {
       PolicyInputs inputs;
       inputs.scorer = eviction->scorer;
       inputs.seed = stream_seed(options.seed, prompt_index, k, kRandomPolicy);
-      inputs.sinks = eviction->sinks;
       SampleDecider d{make_policy(preset, inputs), nullptr};
       std::optional<at::Generator> sampler;
       if (preset.sampled) {
@@ -144,7 +144,7 @@ std::vector<Generation> generate(const Transformer& model, const std::vector<int
       raw.push_back(d.drops.get());
       deciders.push_back(std::move(d));
     }
-    decoder = std::make_unique<BudgetedDecoder>(model, eviction->schedule, raw, options.record_drops);
+    decoder = std::make_unique<BudgetedDecoder>(model, schedule, raw, options.record_drops);
   } else {
     const auto capacity = static_cast<int64_t>(prompt.size()) + options.max_new_tokens;
     full = std::make_unique<KVCache>(c, capacity, model.options(), n);

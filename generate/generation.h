@@ -30,11 +30,11 @@ struct GenerationOptions {
 
 // Decoding under a budget: the schedule and the policy that picks the drops.
 struct EvictionOptions {
-  EvictionSchedule schedule;
+  EvictionSchedule schedule;        // schedule.protect is resolved for each prompt from `protect`
   std::string policy;               // a registry name; golden is refused (it needs the future)
   LearnedScorer* scorer = nullptr;  // foresight, foresight_sampled
   FeatureSet features = FeatureSet::Recency;
-  int64_t sinks = 4;                // streaming_llm's first tokens always kept
+  std::optional<Protect> protect;   // first positions never dropped; nullopt: the policy's default
 };
 
 // One sample of one prompt.
@@ -49,7 +49,8 @@ struct Generation {
 
 // Throws, naming the option, unless num_samples >= 1, max_new_tokens >= 1, stop ids lie in the
 // vocabulary and the sampling options are valid; and, for eviction, unless the schedule is valid
-// and the policy is known and usable at decode time (not golden; a scorer where one is needed).
+// and the policy is known and usable at decode time (not golden; a scorer where one is needed), and
+// a protected count leaves W entries to evict. A protected prompt is checked by generate().
 void check_generation_options(const ModelConfig& config, const GenerationOptions& options,
                               const std::optional<EvictionOptions>& eviction);
 
@@ -63,7 +64,7 @@ void check_prompt_fits(const ModelConfig& config, const std::string& prompt_id, 
 std::vector<int64_t> default_stop_ids(const std::string& model_dir, const ModelConfig& config);
 
 // The num_samples continuations of `prompt` (prompt_index seeds its samples' generators and the
-// random policy), in sample order.
+// random policy), in sample order. Refuses a protect (the prompt, or a count) above budget - interval.
 std::vector<Generation> generate(const Transformer& model, const std::vector<int64_t>& prompt, int64_t prompt_index,
                                  const GenerationOptions& options, const std::optional<EvictionOptions>& eviction);
 

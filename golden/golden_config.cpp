@@ -1,6 +1,7 @@
 #include "golden/golden_config.h"
 
 #include "common/config.h"
+#include "common/error.h"
 #include "model/runtime_config.h"
 
 namespace foresight {
@@ -16,9 +17,25 @@ void check_schedule(const Config& c, const EvictionSchedule& s) {
   }
 }
 
+Protect parse_protect(const Config& c, const EvictionSchedule& s) {
+  const std::optional<std::string> text = c.optional_string("protect");
+  if (!text) return {};
+  Protect p;
+  try {
+    p = Protect::parse(*text);
+  } catch (const Error&) {
+    c.fail("protect", "is \"" + *text + "\", expected 0, a count of first positions, or prompt");
+  }
+  if (p.count > s.budget - s.interval) {
+    c.fail("protect", "is " + *text + ", expected at most budget - interval = " + std::to_string(s.budget - s.interval) +
+                          " (W unprotected entries must remain to evict)");
+  }
+  return p;
+}
+
 GoldenRunConfig parse_golden_config(const Config& c) {
   c.check_known_keys({"model", "traces", "output", "budget", "interval", "device", "dtype", "query_tile",
-                      "key_tile", "keep_attention", "dist_timeout_s", "expect_model.*"});
+                      "key_tile", "keep_attention", "protect", "dist_timeout_s", "expect_model.*"});
   GoldenRunConfig r;
   r.model = c.string("model");
   r.traces = c.string("traces");
@@ -26,6 +43,7 @@ GoldenRunConfig parse_golden_config(const Config& c) {
   r.runtime = parse_runtime_options(c);
   r.options.schedule = {c.positive_int("budget", 1024), c.positive_int("interval", 256)};
   check_schedule(c, r.options.schedule);
+  r.protect = parse_protect(c, r.options.schedule);
   r.options.tiles = {c.positive_int("query_tile", 1024), c.positive_int("key_tile", 1024)};
   r.options.keep_attention = c.boolean("keep_attention", false);
   r.dist_timeout_s = c.positive_int("dist_timeout_s", r.dist_timeout_s);

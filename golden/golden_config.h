@@ -16,7 +16,8 @@ struct GoldenRunConfig {
   std::string traces;  // trace JSONL
   std::string output;  // golden HDF5 file (created, or resumed)
   RuntimeOptions runtime;
-  GoldenOptions options;
+  GoldenOptions options;  // options.schedule.protect is resolved per trace from `protect`
+  Protect protect;        // DESIGN.md §2: never-dropped first positions, a count or the prompt
   ModelExpectation expect;
   // Under torchrun: how long a rank waits for the others (the slowest rank's share included)
   // before it fails instead of hanging.
@@ -28,5 +29,8 @@ GoldenRunConfig parse_golden_config(const Config& config);
 
 // Checks budget/interval as keys of `config`, so the error names them.
 void check_schedule(const Config& config, const EvictionSchedule& schedule);
+
+// The `protect` key (0 when absent): 0, a count up to budget - interval, or "prompt".
+Protect parse_protect(const Config& config, const EvictionSchedule& schedule);
 
 }  // namespace foresight

@@ -254,6 +254,7 @@ void write_header(hid_t file, const GoldenHeader& h) {
   write_int_attr(file, "budget", h.schedule.budget);
   write_int_attr(file, "interval", h.schedule.interval);
   write_int_attr(file, "keep_attention", h.keep_attention ? 1 : 0);
+  write_string_attr(file, "protect", h.protect.text());
   write_string_attr(file, "architecture", h.model.architecture);
   write_int_attr(file, "layers", h.model.layers);
   write_int_attr(file, "heads", h.model.heads);
@@ -275,6 +276,14 @@ GoldenHeader read_header(hid_t file, const std::string& path) {
   GoldenHeader h;
   h.schedule = {read_int_attr(file, "budget", path), read_int_attr(file, "interval", path)};
   h.keep_attention = read_int_attr(file, "keep_attention", path) != 0;
+  // Files written before protect existed protected nothing.
+  if (has_attr(file, "protect")) {
+    try {
+      h.protect = Protect::parse(read_string_attr(file, "protect", path));
+    } catch (const Error& e) {
+      throw Error(path + ": attribute " + e.what());
+    }
+  }
   h.model = {read_string_attr(file, "architecture", path), read_int_attr(file, "layers", path),
              read_int_attr(file, "heads", path), read_int_attr(file, "kv_heads", path),
              read_int_attr(file, "head_dim", path), read_string_attr(file, "config_sha256", path),
@@ -330,6 +339,7 @@ GoldenFileWriter::GoldenFileWriter(std::string path, const GoldenHeader& header)
     refuse("budget/interval", std::to_string(existing.schedule.budget) + "/" + std::to_string(existing.schedule.interval),
            std::to_string(header.schedule.budget) + "/" + std::to_string(header.schedule.interval));
   }
+  if (existing.protect != header.protect) refuse("protect", existing.protect.text(), header.protect.text());
   if (existing.keep_attention != header.keep_attention) {
     refuse("keep_attention", existing.keep_attention ? "true" : "false", header.keep_attention ? "true" : "false");
   }
@@ -446,6 +456,10 @@ std::optional<int64_t> GoldenFileReader::prompt_len(const std::string& id) const
   Handle group(H5Gopen2(file_, ("traces/" + id).c_str(), H5P_DEFAULT), H5Gclose, where + " is not in the file");
   if (!has_attr(group, "prompt_len")) return std::nullopt;
   return read_int_attr(group, "prompt_len", where);
+}
+
+EvictionSchedule GoldenFileReader::schedule(const std::string& id) const {
+  return header_.protect.resolve(header_.schedule, prompt_len(id), path_ + ": trace " + id);
 }
 
 }  // namespace foresight

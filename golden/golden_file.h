@@ -21,6 +21,7 @@ struct GoldenHeader {
   EvictionSchedule schedule;
   bool keep_attention = false;
   std::string config_yaml;  // the resolved config of the run that created the file
+  Protect protect;          // DESIGN.md §2: schedule.protect is resolved per trace (GoldenFileReader::schedule)
 };
 
 // Appends traces to a golden file, one closed HDF5 transaction per trace: the file is opened,
@@ -59,6 +60,8 @@ class GoldenFileReader {
   void expect_vocab(int64_t vocab) { vocab_ = vocab; }
   int64_t length(const std::string& id) const;     // tokens in the trace
   std::optional<int64_t> prompt_len(const std::string& id) const;
+  // The header's schedule with its protect resolved for trace `id` (its prompt_len).
+  EvictionSchedule schedule(const std::string& id) const;
 
  private:
   std::string path_;

@@ -45,7 +45,10 @@ void run_golden(const GoldenRunConfig& rc) {
                 std::to_string(schedule.budget + schedule.interval) +
                 " tokens: none reaches an eviction step, so there is nothing to record");
   }
-  for (const Trace& t : traces) check_trace_id(t.id);
+  for (const Trace& t : traces) {
+    check_trace_id(t.id);
+    rc.protect.resolve(schedule, t.prompt_len, rc.traces + ": trace " + t.id);  // refuses what cannot be protected
+  }
   const Checkpoint ckpt = load_checkpoint(rc.model);
   rc.expect.check(ckpt.config, rc.model);
   for (const Trace& t : traces) check_trace_fits(ckpt.config, t);
@@ -55,7 +58,7 @@ void run_golden(const GoldenRunConfig& rc) {
       collective_from_environment(std::chrono::seconds(rc.dist_timeout_s), rc.runtime.device);
   const int64_t rank = ranks->rank(), world = ranks->world_size();
   const Transformer model(ckpt, rc.runtime);
-  const GoldenHeader header{fingerprint(ckpt), schedule, rc.options.keep_attention, rc.yaml};
+  const GoldenHeader header{fingerprint(ckpt), schedule, rc.options.keep_attention, rc.yaml, rc.protect};
   // Rank 0 creates or reopens the output (refusing one of another model or schedule, dropping a
   // trace whose write was cut off) before any rank reads which traces it already holds.
   std::optional<GoldenFileWriter> output;
@@ -106,7 +109,9 @@ void run_golden(const GoldenRunConfig& rc) {
   for (std::size_t i = 0; i < todo.size(); ++i) {
     const Trace& t = *todo[i];
     const auto start = std::chrono::steady_clock::now();
-    const GoldenTrace g = record_golden_trace(model, t.input_ids, rc.options);
+    GoldenOptions options = rc.options;
+    options.schedule = rc.protect.resolve(schedule, t.prompt_len, rc.traces + ": trace " + t.id);
+    const GoldenTrace g = record_golden_trace(model, t.input_ids, options);
     writer.append(t.id, g, t.prompt_len);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!bar) continue;

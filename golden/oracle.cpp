@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/drop_selection.h"
 
 namespace foresight {
 
@@ -28,7 +29,9 @@ OracleDrops golden_eviction(const at::Tensor& blocks, const EvictionSchedule& sc
   for (int64_t s = 0; s < steps; ++s) {
     const at::Tensor future = future_from.select(2, s).gather(1, positions);
     // A stable ascending sort puts the least future attention first, equal values in slot order.
-    const at::Tensor order = std::get<1>(future.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/false));
+    // Protected entries (the first `protect` slots, for good) get an infinite future: never dropped.
+    const at::Tensor candidates = schedule.protect ? -mask_protected(-future, schedule.protect) : future;
+    const at::Tensor order = std::get<1>(candidates.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/false));
     const at::Tensor drops = std::get<0>(order.slice(-1, 0, interval).sort(-1));
     out.drop_slots[s].copy_(drops);
     out.drop_positions[s].copy_(positions.gather(1, drops));

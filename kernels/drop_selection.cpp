@@ -2,7 +2,15 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
+
 namespace foresight {
+
+at::Tensor mask_protected(const at::Tensor& scores, int64_t protect) {
+  if (protect == 0) return scores;
+  const at::Tensor slots = at::arange(scores.size(-1), scores.options().dtype(at::kLong));
+  return scores.masked_fill(slots < protect, -std::numeric_limits<float>::infinity());
+}
 
 at::Tensor top_w(const at::Tensor& scores, int64_t w) {
   const at::Tensor order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true));

@@ -8,6 +8,11 @@
 
 namespace foresight {
 
+// DESIGN.md §2's protected entries sit in the first `protect` slots of the candidates (they are
+// never dropped and survivors keep their order): their scores [..., B] become -inf, so that no drop
+// rule below picks them. `scores` itself when nothing is protected.
+at::Tensor mask_protected(const at::Tensor& scores, int64_t protect);
+
 // Greedy: the `w` highest scores per row of [Hkv, B] (ties to the lower slot), as ascending slots.
 at::Tensor top_w(const at::Tensor& scores, int64_t w);
 

@@ -12,6 +12,7 @@ struct StepView {
   at::Tensor features;   // float32 [Hkv, B, F]: [K | V | 8G statistics], detached (policy/features.h)
   at::Tensor positions;  // int64 [Hkv, B]: absolute token positions of the candidates
   at::Tensor attention;  // float32 [Hkv, G, W, B]: the chunk's attention on the candidates
+  int64_t protect = 0;   // slots below this hold protected entries (DESIGN.md §2): they are never dropped
 };
 
 // Ranks the candidates at a step: evictability scores [Hkv, B], higher = drop first. The learned

@@ -29,7 +29,8 @@ class BorrowedScorer : public EvictionPolicy {
 
 const std::vector<PolicyPreset>& policy_presets() {
   static const std::vector<PolicyPreset> presets = {
-      {"streaming_llm", "StreamingLLM: the first 4 tokens and the most recent", false, false, false},
+      {"streaming_llm", "StreamingLLM: the most recent tokens, and the first 4 (protect 4) as sinks", false, false, false,
+       {4, false}},
       {"h2o", "H2O: accumulated attention", false, false, false},
       {"snapkv", "SnapKV: the chunk's last 32 queries, max-pooled with kernel 7", false, false, false},
       {"tova", "TOVA: the newest query's attention", false, false, false},
@@ -51,11 +52,15 @@ const PolicyPreset& find_policy(const std::string& name) {
   throw Error("policy \"" + name + "\" is unknown; known policies: " + known);
 }
 
+std::string variant_name(const PolicyPreset& preset, const Protect& protect) {
+  return protect == preset.default_protect ? preset.name : preset.name + "+" + protect.text();
+}
+
 std::unique_ptr<EvictionPolicy> make_policy(const PolicyPreset& preset, const PolicyInputs& inputs) {
   const std::string& n = preset.name;
   if (preset.needs_scorer && !inputs.scorer) throw Error("policy " + n + " needs a trained scorer (key: scorer)");
   if (preset.needs_oracle && !inputs.oracle_scores.defined()) throw Error("policy " + n + " needs the oracle's scores");
-  if (n == "streaming_llm") return std::make_unique<StreamingLlm>(inputs.sinks);
+  if (n == "streaming_llm") return std::make_unique<StreamingLlm>();
   if (n == "h2o") return std::make_unique<H2o>();
   if (n == "snapkv") return std::make_unique<SnapKv>(32, 7);
   if (n == "tova") return std::make_unique<Tova>();

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/schedule.h"
 #include "policy/policy.h"
 
 namespace foresight {
@@ -18,6 +19,7 @@ struct PolicyPreset {
   bool needs_scorer = false;  // a trained scorer checkpoint
   bool needs_oracle = false;  // Golden Eviction's scores for the schedule
   bool sampled = false;       // drops drawn from the top 2W instead of the top W
+  Protect default_protect;    // the schedule's protect when none is asked for: StreamingLLM's 4 sinks, else 0
 };
 
 const std::vector<PolicyPreset>& policy_presets();
@@ -29,8 +31,11 @@ struct PolicyInputs {
   LearnedScorer* scorer = nullptr;  // foresight, foresight_sampled
   at::Tensor oracle_scores;         // golden: this trace's, float32 [layers, steps, Hkv, B]
   uint64_t seed = 0;                // random
-  int64_t sinks = 4;                // streaming_llm: the first tokens it always keeps
 };
+
+// The policy's name under `protect` in tables and folders: NAME at its default protect, else
+// NAME+prompt or NAME+N.
+std::string variant_name(const PolicyPreset& preset, const Protect& protect);
 
 // A fresh policy for one trace. The learned scorer is shared, not copied.
 std::unique_ptr<EvictionPolicy> make_policy(const PolicyPreset& preset, const PolicyInputs& inputs);

@@ -155,6 +155,7 @@ void LearnedScorer::save(const std::string& dir, const std::string& provenance_j
       {"feature_order", feature_names(m.head_dim, spec_.group)},
       {"budget", spec_.schedule.budget},
       {"interval", spec_.schedule.interval},
+      {"protect", spec_.protect.text()},
       {"layers", m.layers},
       {"kv_heads", m.kv_heads},
       {"group_size", spec_.group},
@@ -223,6 +224,8 @@ ScorerSpec LearnedScorer::read_spec(const std::string& dir) {
     spec.features = parse_feature_set(manifest_field<std::string>(m, "features"));
     spec.schedule = {manifest_field<int64_t>(m, "budget"), manifest_field<int64_t>(m, "interval")};
     spec.hidden = manifest_field<int64_t>(m, "hidden");
+    // Scorers saved before protect existed were trained protecting nothing.
+    spec.protect = m.contains("protect") ? Protect::parse(manifest_field<std::string>(m, "protect")) : Protect{};
     spec.schedule.validate();
     // The manifest repeats the layout; copies that disagree mean it was not written by save().
     const ModelFingerprint& f = spec.base_model;

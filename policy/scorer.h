@@ -16,8 +16,9 @@ struct ScorerSpec {
   ModelFingerprint base_model;
   int64_t group = 1;  // query heads per KV head
   FeatureSet features = FeatureSet::Recency;
-  EvictionSchedule schedule;
+  EvictionSchedule schedule;  // budget and interval trained at (schedule.protect unused)
   int64_t hidden = 16;
+  Protect protect;            // DESIGN.md §2's protect trained at: recorded, not required when applied
 
   int64_t input_dim() const { return feature_dim(base_model.head_dim, group); }
 };

@@ -103,7 +103,7 @@ nlohmann::ordered_json feature_definitions(FeatureSet set) {
 
 // Ordered, so that the file reads top-down: what it is, the weights, the inputs, the rule, the origin.
 nlohmann::ordered_json export_manifest(const ScorerSpec& spec, ExportFormat format, const std::string& provenance_json,
-                               int64_t test_vectors) {
+                               int64_t test_vectors, const Protect& protect) {
   const ModelFingerprint& m = spec.base_model;
   const int64_t f = spec.input_dim(), h = spec.hidden, kv = m.kv_heads;
   auto tensor = [&](const char* part, std::vector<int64_t> shape) {
@@ -126,10 +126,15 @@ nlohmann::ordered_json export_manifest(const ScorerSpec& spec, ExportFormat form
       {"feature_definitions", feature_definitions(spec.features)},
       {"budget", spec.schedule.budget},
       {"interval", spec.schedule.interval},
+      {"protect", protect.text()},
+      {"trained_protect", spec.protect.text()},
       {"sampling",
        {{"candidates", "every W tokens, once the cache holds B + W entries, per layer and KV head: the B older "
-                       "entries; the W newest are never candidates. W of the candidates are dropped and the "
-                       "cache is compacted back to B entries (survivors in order, then the W newest)"},
+                       "entries but the protected ones; the W newest are never candidates. W of the candidates "
+                       "are dropped and the cache is compacted back to B entries (survivors in order, then the W "
+                       "newest)"},
+        {"protect", "the first `protect` positions of the sequence (a count, or \"prompt\": the whole prompt) "
+                    "are kept for good, inside B; at most B - W of them"},
         {"greedy", "drop the W candidates with the highest scores, ties to the lower slot (inference)"},
         {"grpo_rollouts", "softmax over the 2W highest scores, then W drawn without replacement (training)"}}},
       {"head_layout",
@@ -218,6 +223,7 @@ void export_scorer(const ExportRequest& request) {
     }
   }
   if (!request.model.empty()) check_model(spec, request.checkpoint, request.model);
+  const Protect protect = request.protect.empty() ? spec.protect : Protect::parse(request.protect);
   LearnedScorer scorer = LearnedScorer::load(request.checkpoint, spec);
   const std::string provenance = LearnedScorer::read_provenance(request.checkpoint);
 
@@ -234,7 +240,7 @@ void export_scorer(const ExportRequest& request) {
                       {{"format", "pt"}});
   }
   write_text_file((dir / kManifestFile).string(),
-                  export_manifest(spec, request.format, provenance, request.test_vectors).dump(2) + "\n");
+                  export_manifest(spec, request.format, provenance, request.test_vectors, protect).dump(2) + "\n");
   out.commit();
 }
 

@@ -18,6 +18,9 @@ struct ExportRequest {
   ExportFormat format = ExportFormat::Native;
   std::string model;         // HF checkpoint the scorer must have been trained for; empty: no check
   int64_t test_vectors = 0;  // candidates per layer and KV head in test_vectors.safetensors; 0: none
+  // The protect (DESIGN.md §2) the engine should run with: "0", a count or "prompt"; empty: the one
+  // trained at. The manifest keeps the trained value beside it.
+  std::string protect;
 };
 
 // Writes request.out: the weights (scorer.safetensors or judge.safetensors), manifest.json and,

@@ -2,13 +2,10 @@
 
 #include <ATen/ATen.h>
 
-#include <limits>
-
 namespace foresight {
 
 at::Tensor StreamingLlm::score(const StepView& view) {
-  const at::Tensor age = -view.positions.to(at::kFloat);  // older = more evictable
-  return age.masked_fill(view.positions < sinks_, -std::numeric_limits<float>::infinity());
+  return -view.positions.to(at::kFloat);  // older = more evictable
 }
 
 }  // namespace foresight

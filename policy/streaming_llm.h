@@ -3,16 +3,13 @@
 
 namespace foresight {
 
-// StreamingLLM (Xiao et al., 2023): keeps the first `sinks` tokens (attention sinks) and the most
-// recent ones, so the oldest candidate after the sinks is dropped first.
+// StreamingLLM (Xiao et al., 2023): the oldest candidate is dropped first, so the most recent stay.
+// Its attention sinks, the first tokens it always keeps, are the schedule's `protect` (DESIGN.md
+// §2), 4 by default for this policy (PolicyPreset::default_protect).
 class StreamingLlm : public EvictionPolicy {
  public:
-  explicit StreamingLlm(int64_t sinks = 4) : sinks_(sinks) {}
   std::string name() const override { return "streaming_llm"; }
   at::Tensor score(const StepView& view) override;
-
- private:
-  int64_t sinks_;
 };
 
 }  // namespace foresight

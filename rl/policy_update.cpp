@@ -36,8 +36,8 @@ int64_t layer_terms(const std::vector<RolloutStep>& steps) {
 
 // Backpropagates the share of a layer's mean that steps [first, first + S) carry, given their
 // scores [S, Hkv, B] under the current policy (with grad).
-void backprop_steps(const at::Tensor& scores, const std::vector<RolloutStep>& steps, int64_t first, int64_t terms,
-                    double advantage, const UpdateOptions& options, double weight, UpdateStats& stats) {
+void backprop_steps(const at::Tensor& scores, const std::vector<RolloutStep>& steps, int64_t protect, int64_t first,
+                    int64_t terms, double advantage, const UpdateOptions& options, double weight, UpdateStats& stats) {
   const int64_t count = scores.size(0);
   auto stack = [&](auto member) {
     std::vector<at::Tensor> parts;
@@ -47,7 +47,7 @@ void backprop_steps(const at::Tensor& scores, const std::vector<RolloutStep>& st
   const SampledDrops drops{stack([](const RolloutStep& s) { return s.drops.slots; }),
                            stack([](const RolloutStep& s) { return s.drops.order; }),
                            stack([](const RolloutStep& s) { return s.drops.pool; })};
-  const at::Tensor logp = eviction_logprobs(scores, drops, options.logprob);
+  const at::Tensor logp = eviction_logprobs(scores, drops, options.logprob, protect);
   const GrpoTerms t = grpo_terms(logp, stack([](const RolloutStep& s) { return s.old_logp; }),
                                  stack([](const RolloutStep& s) { return s.ref_logp; }), advantage, options.epsilon,
                                  options.beta);
@@ -73,7 +73,7 @@ class ReplayDecider : public FeatureDecider {
     c10::AutoGradMode grad(true);
     const auto t0 = std::chrono::steady_clock::now();
     const at::Tensor scores = policy_.forward(view.layer, view.features).unsqueeze(0);
-    backprop_steps(scores, steps, view.step, layer_terms(steps), advantage_, options_, weight_, stats_);
+    backprop_steps(scores, steps, rollout_.protect, view.step, layer_terms(steps), advantage_, options_, weight_, stats_);
     stats_.scorer_seconds += seconds_since(t0);
     return steps[static_cast<std::size_t>(view.step)].drops.slots;
   }
@@ -107,7 +107,7 @@ UpdateStats backprop_kept(LearnedScorer& policy, const Rollout& rollout, double 
     const at::Tensor scores = policy.forward(static_cast<int64_t>(layer), f.permute({1, 0, 2, 3}).reshape({kv, n * b, -1}))
                                   .view({kv, n, b})
                                   .permute({1, 0, 2});
-    backprop_steps(scores, steps, 0, layer_terms(steps), advantage, options, weight, stats);
+    backprop_steps(scores, steps, rollout.protect, 0, layer_terms(steps), advantage, options, weight, stats);
     ++stats.layers;
   }
   stats.scorer_seconds = seconds_since(t0);  // all of it: the kept update runs no model

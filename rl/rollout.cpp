@@ -17,9 +17,9 @@
 
 namespace foresight {
 
-at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops, LogprobKind kind) {
+at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops, LogprobKind kind, int64_t protect) {
   const int64_t b = scores.size(-1);
-  const at::Tensor rows = scores.reshape({-1, b});
+  const at::Tensor rows = mask_protected(scores, protect).reshape({-1, b});
   auto flat = [&](const at::Tensor& t) { return t.reshape({rows.size(0), -1}); };
   const at::Tensor lp = kind == LogprobKind::PerDrop ? drop_logprobs(rows, flat(drops.slots))
                                                      : plackett_luce_logprobs(rows, flat(drops.pool), flat(drops.order));
@@ -61,11 +61,13 @@ class SamplingDecider : public FeatureDecider {
     const at::Tensor scores = gradient_ ? graded.detach() : policy_.score(view);
     // The step's one read-back: the drops are drawn on the CPU, and the check reads that copy.
     const at::Tensor host = finite_scores(scores.to(at::kCPU, at::kFloat), "policy", view);
-    RolloutStep step{sample_drops(host, options_.schedule.interval, gen_, scores.device()), {}, {}, {}};
-    const at::Tensor logp = eviction_logprobs(gradient_ ? graded : scores, step.drops, options_.logprob);
+    const int64_t protect = view.protect;
+    RolloutStep step{sample_drops(mask_protected(host, protect), options_.schedule.interval, gen_, scores.device()),
+                     {}, {}, {}};
+    const at::Tensor logp = eviction_logprobs(gradient_ ? graded : scores, step.drops, options_.logprob, protect);
     step.old_logp = logp.detach();
     const at::Tensor reference = reference_.score(view);
-    step.ref_logp = eviction_logprobs(reference, step.drops, options_.logprob);
+    step.ref_logp = eviction_logprobs(reference, step.drops, options_.logprob, protect);
     // Counted on the device and read once the rollout is done (check_reference).
     bad_reference_.push_back((~at::isfinite(reference)).sum());
     reference_at_.push_back({view.layer, view.step, reference.numel()});
@@ -110,6 +112,7 @@ std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector
                 " rollouts; give one per rollout (null for none) or none at all");
   }
   std::vector<Rollout> out(static_cast<std::size_t>(batch));
+  for (Rollout& r : out) r.protect = options.schedule.protect;
   std::vector<std::unique_ptr<SamplingDecider>> owned;
   std::vector<DropDecider*> deciders;
   for (std::size_t g = 0; g < out.size(); ++g) {

@@ -19,8 +19,9 @@ class Transformer;
 // (step, KV head) for the sampled draws under the top-2W sampler.
 enum class LogprobKind { PerDrop, PlackettLuce };
 
-// Log-probabilities of `drops` under `scores` [..., Hkv, B]: [..., Hkv, W] or [..., Hkv, 1].
-at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops, LogprobKind kind);
+// Log-probabilities of `drops` under `scores` [..., Hkv, B]: [..., Hkv, W] or [..., Hkv, 1]. The first
+// `protect` slots are no candidates: the distribution is over the others.
+at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops, LogprobKind kind, int64_t protect);
 
 // One eviction step of one layer in a rollout: what was drawn and its log-probabilities under the
 // policy that drew it (`old_logp`) and under the frozen reference scorer. `features` (the scorer
@@ -37,6 +38,7 @@ struct Rollout {
   at::Tensor nll;                               // float32 [L-1], under eviction
   at::Tensor drop_slots;                        // int32 [layers, steps, Hkv, W]
   RolloutReward reward;
+  int64_t protect = 0;                          // its schedule's protected first slots (never candidates)
 };
 
 // Receives each eviction step of a rollout as it is taken: the step's log-probabilities of the draws

@@ -104,7 +104,8 @@ void run_grpo(const GrpoConfig& cfg) {
   check_feature_set(cfg.features, base.checkpoint.config.group_size());
   check_trace_lengths(golden, cfg);
   const EvictionSchedule schedule = golden.header().schedule;
-  const ScorerSpec spec{base.fingerprint, base.checkpoint.config.group_size(), cfg.features, schedule};
+  const ScorerSpec spec{base.fingerprint, base.checkpoint.config.group_size(), cfg.features, schedule, 16,
+                        golden.header().protect};
   LearnedScorer reference = LearnedScorer::load(cfg.init_scorer, spec);
   const std::string init_provenance = LearnedScorer::read_provenance(cfg.init_scorer);
   const std::string golden_sha256 = sha256_file_hex(cfg.golden);
@@ -160,12 +161,14 @@ void run_grpo(const GrpoConfig& cfg) {
     // Rollouts: this rank's generations of every trace; the reward table is summed over ranks.
     const std::vector<std::string> batch = batch_for_step(ids, step, traces, cfg.seed);
     std::vector<std::vector<int64_t>> tokens(batch.size());
+    std::vector<RolloutOptions> trace_options(batch.size(), rollout_options);  // protect resolved per trace
     std::vector<LocalRollout> local;
     at::Tensor table = at::zeros({traces, groups, 3}, at::kDouble);  // reward, spike rate, NLL increase
     int64_t rollout_tokens = 0;
     for (int64_t i = 0; i < traces; ++i) {
       const GoldenTrace g = golden.read(batch[static_cast<std::size_t>(i)]);
       tokens[static_cast<std::size_t>(i)] = token_ids(g.tokens);
+      trace_options[static_cast<std::size_t>(i)].schedule = golden.schedule(batch[static_cast<std::size_t>(i)]);
       const auto& ids_i = tokens[static_cast<std::size_t>(i)];
       const int64_t offset = cfg.reward.offset >= 0 ? cfg.reward.offset : schedule.budget + schedule.interval;
       std::vector<int64_t> my_generations;  // this rank's share of the trace's group
@@ -185,7 +188,8 @@ void run_grpo(const GrpoConfig& cfg) {
           gradients.push_back(exact.back().get());
         }
         std::vector<Rollout> rollouts =
-            sample_rollouts(model, ids_i, rollout_options, policy, reference, std::move(gens), std::move(gradients));
+            sample_rollouts(model, ids_i, trace_options[static_cast<std::size_t>(i)], policy, reference,
+                            std::move(gens), std::move(gradients));
         for (std::size_t k = first; k < end; ++k) {
           LocalRollout r{i, my_generations[k], std::move(rollouts[k - first]), std::move(exact[k - first])};
           r.rollout.reward = rollout_reward(g.nll, g.entropy, r.rollout.nll.cpu(), offset, cfg.reward);
@@ -216,7 +220,8 @@ void run_grpo(const GrpoConfig& cfg) {
         mine += r.exact           ? r.exact->apply(advantage)
                 : cfg.keep_features ? backprop_kept(policy, r.rollout, advantage, update, weight)
                                     : backprop_replayed(model, tokens[static_cast<std::size_t>(r.trace)],
-                                                        rollout_options, policy, r.rollout, advantage, update, weight);
+                                                        trace_options[static_cast<std::size_t>(r.trace)], policy,
+                                                        r.rollout, advantage, update, weight);
       }
       at::Tensor s = at::tensor({mine.loss, mine.kl, mine.clip, static_cast<double>(mine.layers)}, at::kDouble);
       all_reduce_gradients(*ranks, policy.parameters(), s);

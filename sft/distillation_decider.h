@@ -9,11 +9,13 @@ namespace foresight {
 
 // Teacher forcing: the oracle's drops drive the cache while the scorer is scored against the
 // oracle's ranking. When training, each step's share of the loss is backpropagated at once, so
-// memory stays one step deep however long the trace. `golden` must outlive the decider.
+// memory stays one step deep however long the trace. `golden` must outlive the decider. The first
+// `protect` slots (the schedule's protected entries) are no candidates: they are left out of the
+// ranking pairs and of the golden overlap.
 class DistillationDecider : public FeatureDecider {
  public:
-  DistillationDecider(LearnedScorer& scorer, FeatureSet features, const GoldenTrace& golden, double margin,
-                      double weight, bool train);
+  DistillationDecider(LearnedScorer& scorer, FeatureSet features, const GoldenTrace& golden, int64_t protect,
+                      double margin, double weight, bool train);
 
   at::Tensor decide_view(const StepView& view) override;
 
@@ -27,6 +29,7 @@ class DistillationDecider : public FeatureDecider {
   const GoldenTrace& golden_;
   at::Tensor drop_slots_, oracle_scores_, loss_, overlap_sum_;
   at::Tensor rows_;  // on the host: reading it is no device read-back
+  int64_t protect_;
   double margin_, weight_;
   bool train_;
 };

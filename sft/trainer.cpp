@@ -44,8 +44,10 @@ BatchResult run_batch(const Transformer& model, LearnedScorer& scorer, const Gol
   int64_t rows = 0, tokens = 0;
   for (auto i = static_cast<std::size_t>(ranks.rank()); i < ids.size(); i += static_cast<std::size_t>(ranks.world_size())) {
     const GoldenTrace g = golden.read(ids[i]);
-    DistillationDecider decider(scorer, cfg.features, g, cfg.margin, 1.0 / static_cast<double>(ids.size()), train);
-    run_budgeted(model, token_ids(g.tokens), golden.header().schedule, decider);
+    const EvictionSchedule schedule = golden.schedule(ids[i]);
+    DistillationDecider decider(scorer, cfg.features, g, schedule.protect, cfg.margin,
+                                1.0 / static_cast<double>(ids.size()), train);
+    run_budgeted(model, token_ids(g.tokens), schedule, decider);
     loss += decider.loss();
     overlap_sum += decider.overlap_sum();
     rows += decider.overlap_rows;
@@ -93,7 +95,8 @@ void run_sft(const SftConfig& cfg) {
   const fs::path out_dir(cfg.output_dir);
   if (writer) fs::create_directories(out_dir);
   const Transformer model(ckpt, cfg.runtime);
-  const ScorerSpec spec{model_fp, ckpt.config.group_size(), cfg.features, golden.header().schedule};
+  const ScorerSpec spec{model_fp, ckpt.config.group_size(), cfg.features, golden.header().schedule, 16,
+                        golden.header().protect};
   const auto saved = list_checkpoints(out_dir);
   const int64_t start = saved.empty() ? 0 : saved.back().first;
   LearnedScorer scorer = saved.empty() ? LearnedScorer(spec, cfg.seed) : LearnedScorer::load(saved.back().second.string(), spec);

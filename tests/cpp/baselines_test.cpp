@@ -16,11 +16,13 @@
 #include "policy/snapkv.h"
 #include "policy/streaming_llm.h"
 #include "policy/tova.h"
+#include "error_text.h"
 #include "tiny_model.h"
 
 namespace foresight {
 namespace {
 
+using test_support::error_text;
 using test_support::random_ids;
 using test_support::tiny_model;
 
@@ -31,23 +33,38 @@ struct HandStep {
   at::Tensor cum = at::ones({1, 8, 2});
   at::Tensor keys = at::randn({1, 8, 2});
   at::Tensor positions = at::arange(8, at::kLong).unsqueeze(0);
+  int64_t protect = 0;
 
   StepView view() const {
     const at::Tensor features = candidate_features(probs, cum, cum, keys, at::zeros({1, 8, 2}), FeatureSet::Recency);
-    return {0, 0, features, positions, probs};
+    return {0, 0, features, positions, probs, protect};
   }
 };
 
 at::Tensor slots(std::vector<int64_t> s) { return at::tensor(s, at::kLong).unsqueeze(0); }
 
-at::Tensor drops(EvictionPolicy& p, const HandStep& s) { return top_w(p.score(s.view()), 2); }
+// The drops a policy makes at the step, greedy, the way every driver asks for them.
+at::Tensor drops(EvictionPolicy& p, const HandStep& s) { return PolicyDrops(p, FeatureSet::Recency, 2).decide_view(s.view()); }
 
 TEST(Baselines, StreamingLlmDropsTheOldestAfterTheFourSinks) {
   HandStep s;
-  StreamingLlm p(4);
+  s.protect = 4;  // streaming_llm's default: its attention sinks
+  StreamingLlm p;
   EXPECT_TRUE(at::equal(drops(p, s), slots({4, 5})));
   s.positions = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 40, 9, 12, 30}).unsqueeze(0);  // after compaction
   EXPECT_TRUE(at::equal(drops(p, s), slots({5, 6})));
+  s.protect = 0;  // no sinks: the oldest of all go
+  EXPECT_TRUE(at::equal(drops(p, s), slots({0, 1})));
+  EXPECT_EQ(find_policy("streaming_llm").default_protect, (Protect{4, false}));
+  EXPECT_EQ(find_policy("h2o").default_protect, Protect{});
+}
+
+TEST(Baselines, ProtectedSlotsAreNeverDroppedEvenWhenTheyScoreHighest) {
+  HandStep s;
+  s.protect = 3;
+  s.cum.slice(1, 0, 3).fill_(-5.0);  // H2O would drop slots 0-2 first: the least accumulated attention
+  s.cum[0][6][0] = 0.5;
+  EXPECT_TRUE(at::equal(drops(*std::make_unique<H2o>(), s), slots({3, 6})));  // 3: the lowest slot among the tied rest
 }
 
 TEST(Baselines, H2oDropsTheLeastAccumulatedAttention) {
@@ -129,6 +146,14 @@ TEST(Baselines, GoldenReplayDropsTheOraclesChoiceAtEachLayerAndStep) {
   EXPECT_THROW(p.score(past), Error);  // a longer trace than the oracle's
 }
 
+TEST(Registry, VariantsAreNamedByTheirProtect) {
+  EXPECT_EQ(variant_name(find_policy("h2o"), Protect{}), "h2o");
+  EXPECT_EQ(variant_name(find_policy("h2o"), Protect{0, true}), "h2o+prompt");
+  EXPECT_EQ(variant_name(find_policy("streaming_llm"), Protect{4, false}), "streaming_llm");
+  EXPECT_EQ(variant_name(find_policy("streaming_llm"), Protect{}), "streaming_llm+0");
+  EXPECT_EQ(variant_name(find_policy("random"), Protect{20, false}), "random+20");
+}
+
 TEST(Registry, UnknownNamesListTheKnownOnes) {
   try {
     find_policy("h3o");
@@ -179,6 +204,95 @@ TEST(Registry, EveryPolicyDropsItsTopWAndNeverTheNewestChunk) {
     run_budgeted(model, ids, schedule, decider);
     EXPECT_EQ(decider.steps, 2 * schedule.steps(60)) << preset.name;
   }
+}
+
+// Under protect P, at every step of a real run: the protected positions 0..P-1 sit in slots 0..P-1
+// (what mask_protected relies on), no drop is protected, and greedy drops are the W highest scores
+// among the unprotected slots, found here by sorting each row by hand.
+// Keeps the scores its policy gave last (random's differ at every call).
+class Recorded : public EvictionPolicy {
+ public:
+  explicit Recorded(EvictionPolicy& policy) : policy_(policy) {}
+  std::string name() const override { return policy_.name(); }
+  at::Tensor score(const StepView& view) override { return last = policy_.score(view); }
+  at::Tensor last;
+
+ private:
+  EvictionPolicy& policy_;
+};
+
+class ProtectChecked : public DropDecider {
+ public:
+  ProtectChecked(EvictionPolicy& policy, const EvictionSchedule& s, bool sampled)
+      : policy_(policy), schedule_(s), inner_(policy_, FeatureSet::Recency, s.interval,
+                                               sampled ? std::optional<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(7))
+                                                       : std::nullopt),
+        sampled_(sampled) {}
+  at::Tensor decide(const CacheStep& step) override {
+    const int64_t p = schedule_.protect;
+    EXPECT_EQ(step.protect, p);
+    EXPECT_TRUE(at::equal(step.positions.slice(1, 0, p), at::arange(p, at::kLong).expand({step.positions.size(0), p})));
+    const at::Tensor d = inner_.decide(step);
+    EXPECT_TRUE((d >= p).all().item<bool>()) << policy_.name() << " dropped a protected slot at step " << step.step;
+    if (!sampled_) {
+      const at::Tensor scores = policy_.last;
+      for (int64_t k = 0; k < scores.size(0); ++k) {
+        std::vector<std::pair<float, int64_t>> rest;
+        for (int64_t j = p; j < scores.size(1); ++j) rest.emplace_back(-scores[k][j].item<float>(), j);
+        std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::vector<int64_t> want;
+        for (int64_t i = 0; i < schedule_.interval; ++i) want.push_back(rest[static_cast<std::size_t>(i)].second);
+        std::sort(want.begin(), want.end());
+        EXPECT_TRUE(at::equal(d[k], at::tensor(want, at::kLong))) << policy_.name() << " step " << step.step;
+      }
+    }
+    ++steps;
+    return d;
+  }
+  int64_t steps = 0;
+
+ private:
+  Recorded policy_;
+  EvictionSchedule schedule_;
+  PolicyDrops inner_;
+  bool sampled_;
+};
+
+TEST(Registry, EveryPolicyUnderProtectKeepsTheProtectedAndDropsItsTopWOfTheRest) {
+  const Transformer model = tiny_model("baselines", 4, 2);
+  const auto ids = random_ids(60, 9);
+  const ModelConfig& c = model.config();
+  for (const int64_t protect : {1, 5, 8}) {
+    const EvictionSchedule schedule{16, 8, protect};
+    LearnedScorer scorer({{"qwen3", c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, "t"}, 2, FeatureSet::Recency,
+                          schedule}, 1);
+    const at::Tensor oracle = at::randn({2, schedule.steps(60), 2, 16});
+    for (const PolicyPreset& preset : policy_presets()) {
+      const auto policy = make_policy(preset, {&scorer, oracle, 3});
+      ProtectChecked decider(*policy, schedule, preset.sampled);
+      run_budgeted(model, ids, schedule, decider);
+      EXPECT_EQ(decider.steps, 2 * schedule.steps(60)) << preset.name << " protect " << protect;
+    }
+  }
+}
+
+TEST(Schedule, ProtectIsParsedResolvedAndRefusedBeyondBMinusW) {
+  EXPECT_EQ(Protect::parse("prompt"), (Protect{0, true}));
+  EXPECT_EQ(Protect::parse("12"), (Protect{12, false}));
+  for (const char* bad : {"-1", "", "4x", "Prompt", "1.5"}) EXPECT_THROW(Protect::parse(bad), Error) << bad;
+  const EvictionSchedule s{32, 8};
+  EXPECT_EQ(Protect::parse("prompt").resolve(s, 20, "t").protect, 20);
+  EXPECT_EQ(Protect::parse("7").resolve(s, 20, "t").protect, 7);
+  EXPECT_EQ(Protect::parse("24").resolve(s, std::nullopt, "t").protect, 24);
+  const std::string too_long = error_text([&] { Protect::parse("prompt").resolve(s, 25, "prompt \"q7\""); });
+  for (const char* part : {"prompt \"q7\"", "25 tokens", "budget - interval = 24"}) {
+    EXPECT_NE(too_long.find(part), std::string::npos) << too_long;
+  }
+  EXPECT_NE(error_text([&] { Protect::parse("prompt").resolve(s, std::nullopt, "trace a"); }).find("no prompt_len"),
+            std::string::npos);
+  EXPECT_THROW(Protect::parse("25").resolve(s, 3, "t"), Error);
+  EXPECT_THROW((EvictionSchedule{32, 8, 25}.validate()), Error);
+  EXPECT_NO_THROW((EvictionSchedule{32, 8, 24}.validate()));
 }
 
 }  // namespace

@@ -48,17 +48,19 @@ struct Decider {
   }
 };
 
-// Decodes with `name` from a prompt of `prompt_len` tokens and checks each sequence against
-// teacher forcing.
-void expect_invariant(const Transformer& model, LearnedScorer& scorer, const std::string& name, int64_t prompt_len) {
-  SCOPED_TRACE(name + ", prompt of " + std::to_string(prompt_len));
+// Decodes with `name` from a prompt of `prompt_len` tokens under `protect` and checks each sequence
+// against teacher forcing.
+void expect_invariant(const Transformer& model, LearnedScorer& scorer, const std::string& name, int64_t prompt_len,
+                      const Protect& protect) {
+  SCOPED_TRACE(name + ", prompt of " + std::to_string(prompt_len) + ", protect " + protect.text());
+  const EvictionSchedule schedule = protect.resolve(kSchedule, prompt_len, "prompt");
   const int64_t batch = 2, new_tokens = 45;
   c10::InferenceMode inference;
 
   // Generate: both sequences share the prompt, then sample their own tokens one at a time.
   std::vector<Decider> decode_deciders;
   for (int64_t n = 0; n < batch; ++n) decode_deciders.emplace_back(name, &scorer, 7 + n);
-  BudgetedDecoder decoder(model, kSchedule, {decode_deciders[0].drops.get(), decode_deciders[1].drops.get()});
+  BudgetedDecoder decoder(model, schedule, {decode_deciders[0].drops.get(), decode_deciders[1].drops.get()});
   const std::vector<int64_t> prompt = random_ids(prompt_len, 4);
   at::Tensor tokens = at::tensor(prompt, at::kLong).unsqueeze(0).expand({batch, -1}).contiguous();
   std::vector<at::Tensor> logits{model.logits(decoder.feed(tokens))};
@@ -73,12 +75,13 @@ void expect_invariant(const Transformer& model, LearnedScorer& scorer, const std
   const at::Tensor slots = decoder.drop_slots(), positions = decoder.drop_positions();
   EXPECT_GT(slots.size(2), 0) << "the run should evict";
   EXPECT_LE(decoder.peak_entries(), kSchedule.budget + kSchedule.interval);
+  EXPECT_GE(positions.min().item<int>(), schedule.protect) << "a protected entry was dropped";
 
   for (int64_t n = 0; n < batch; ++n) {
     // Teacher forcing: the sequence's tokens but the last (never fed while generating), in one piece.
     Decider forced_decider(name, &scorer, 7 + n);
     const at::Tensor ids = tokens[n].slice(0, 0, -1);
-    BudgetedDecoder forced(model, kSchedule, {forced_decider.drops.get()});
+    BudgetedDecoder forced(model, schedule, {forced_decider.drops.get()});
     const at::Tensor forced_logits = model.logits(forced.feed(ids.unsqueeze(0)));
     EXPECT_TRUE(at::equal(forced.drop_slots()[0], slots[n])) << "sequence " << n;
     EXPECT_TRUE(at::equal(forced.drop_positions()[0], positions[n])) << "sequence " << n;
@@ -89,7 +92,7 @@ void expect_invariant(const Transformer& model, LearnedScorer& scorer, const std
     // run_budgeted, the runner the stages use, is the same one-piece feed.
     Decider runner_decider(name, &scorer, 7 + n);
     const std::vector<int64_t> id_list(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel());
-    EXPECT_TRUE(at::equal(run_budgeted(model, id_list, kSchedule, *runner_decider.drops).drop_positions, positions[n]));
+    EXPECT_TRUE(at::equal(run_budgeted(model, id_list, schedule, *runner_decider.drops).drop_positions, positions[n]));
   }
 }
 
@@ -99,7 +102,10 @@ TEST_P(DecodeInvariant, TeacherForcingTheGeneratedTokensReproducesDropsAndLogits
   const Transformer model = tiny_model("invariant_" + GetParam(), 4, 2);
   LearnedScorer scorer(spec_of(model), 5);
   // Prompts inside the initial chunk (B 16), across it, and past several chunks.
-  for (const int64_t prompt_len : {5, 23, 40}) expect_invariant(model, scorer, GetParam(), prompt_len);
+  for (const int64_t prompt_len : {5, 23, 40}) expect_invariant(model, scorer, GetParam(), prompt_len, Protect{});
+  // The prompt protected (up to B - W = 12 tokens), and a count with a prompt past several chunks.
+  for (const int64_t prompt_len : {5, 12}) expect_invariant(model, scorer, GetParam(), prompt_len, Protect{0, true});
+  expect_invariant(model, scorer, GetParam(), 40, Protect{7, false});
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryDecodePolicy, DecodeInvariant,

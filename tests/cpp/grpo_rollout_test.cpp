@@ -132,7 +132,7 @@ TEST_P(RolloutUpdate, KeptFeaturesReplayAndTheDirectFormulaAgree) {
   for (std::size_t l = 0; l < a.steps.size(); ++l) {
     std::vector<at::Tensor> logp, old_logp, ref_logp;
     for (const RolloutStep& s : a.steps[l]) {
-      logp.push_back(eviction_logprobs(policy.forward(static_cast<int64_t>(l), s.features), s.drops, GetParam()).flatten());
+      logp.push_back(eviction_logprobs(policy.forward(static_cast<int64_t>(l), s.features), s.drops, GetParam(), a.protect).flatten());
       old_logp.push_back(s.old_logp.flatten());
       ref_logp.push_back(s.ref_logp.flatten());
     }
@@ -212,14 +212,15 @@ TEST_P(RolloutUpdate, ExactUpdateDuringTheRolloutsEqualsTheKeptFeaturesUpdate) {
   }
 }
 
-// log p(slot) = score[slot] - log sum_k exp(score[k]) per head, summed in double by a plain loop:
-// the per-drop log-probability written out, independent of grpo_loss's log_softmax.
-at::Tensor naive_drop_logprobs(const at::Tensor& scores, const at::Tensor& slots) {
+// log p(slot) = score[slot] - log sum_{k >= protect} exp(score[k]) per head, summed in double by a
+// plain loop over the unprotected candidates: the per-drop log-probability written out, independent
+// of grpo_loss's log_softmax.
+at::Tensor naive_drop_logprobs(const at::Tensor& scores, const at::Tensor& slots, int64_t protect = 0) {
   const at::Tensor s = scores.to(at::kDouble).contiguous();
   at::Tensor out = at::empty(slots.sizes(), at::kDouble);
   for (int64_t h = 0; h < s.size(0); ++h) {
     double total = 0;
-    for (int64_t k = 0; k < s.size(1); ++k) total += std::exp(s[h][k].item<double>());
+    for (int64_t k = protect; k < s.size(1); ++k) total += std::exp(s[h][k].item<double>());
     for (int64_t i = 0; i < slots.size(1); ++i) {
       out[h][i] = s[h][slots[h][i].item<int64_t>()].item<double>() - std::log(total);
     }
@@ -228,11 +229,13 @@ at::Tensor naive_drop_logprobs(const at::Tensor& scores, const at::Tensor& slots
 }
 
 // The policy draws, the reference (another scorer) only scores: each step's old and reference
-// log-probabilities are their own scorer's, at the drawn slots.
-TEST(Rollout, OldAndReferenceLogprobsAreEachScorersLogprobsAtTheDrops) {
+// log-probabilities are their own scorer's, at the drawn slots, over the unprotected candidates.
+class RolloutLogprobs : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(RolloutLogprobs, OldAndReferenceLogprobsAreEachScorersLogprobsAtTheDrops) {
   const Transformer model = tiny_model("rollout_logp", 4, 2);
   const auto ids = random_ids(50, 6);
-  const EvictionSchedule schedule{16, 8};
+  const EvictionSchedule schedule{16, 8, GetParam()};
   LearnedScorer policy(spec_of(model, schedule), 1), reference(spec_of(model, schedule), 2);
   const Rollout r = sample_rollout(model, ids, {schedule, FeatureSet::Recency, LogprobKind::PerDrop, true}, policy,
                                    reference, at::make_generator<at::CPUGeneratorImpl>(4));
@@ -242,8 +245,10 @@ TEST(Rollout, OldAndReferenceLogprobsAreEachScorersLogprobsAtTheDrops) {
     for (std::size_t s = 0; s < r.steps[l].size(); ++s) {
       const RolloutStep& step = r.steps[l][s];
       const auto layer = static_cast<int64_t>(l);
-      const at::Tensor want_old = naive_drop_logprobs(policy.forward(layer, step.features), step.drops.slots);
-      const at::Tensor want_ref = naive_drop_logprobs(reference.forward(layer, step.features), step.drops.slots);
+      EXPECT_GE(step.drops.slots.min().item<int64_t>(), schedule.protect) << "a protected slot was drawn";
+      const at::Tensor want_old = naive_drop_logprobs(policy.forward(layer, step.features), step.drops.slots, schedule.protect);
+      const at::Tensor want_ref =
+          naive_drop_logprobs(reference.forward(layer, step.features), step.drops.slots, schedule.protect);
       EXPECT_TRUE(at::allclose(step.old_logp.to(at::kDouble), want_old, 1e-5, 1e-5)) << "layer " << l << " step " << s;
       EXPECT_TRUE(at::allclose(step.ref_logp.to(at::kDouble), want_ref, 1e-5, 1e-5)) << "layer " << l << " step " << s;
       EXPECT_FALSE(at::allclose(want_old, want_ref, 1e-3, 1e-3)) << "the two scorers should disagree";
@@ -251,6 +256,9 @@ TEST(Rollout, OldAndReferenceLogprobsAreEachScorersLogprobsAtTheDrops) {
     }
   }
 }
+
+// Protect 8 = B - W leaves exactly W candidates: every draw takes all of them.
+INSTANTIATE_TEST_SUITE_P(Protect, RolloutLogprobs, ::testing::Values(0, 5, 8));
 
 // A scorer whose weights went NaN must stop the rollout by layer and step, not feed the sampler a
 // NaN softmax.

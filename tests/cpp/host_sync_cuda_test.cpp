@@ -121,7 +121,7 @@ TEST(HostSyncCuda, SyncsPerEvictionStepStayWithinTheAudit) {
   for (at::Tensor p : policy.parameters()) p.mutable_grad() = at::Tensor();
   // Teacher forcing: only the slot check per layer and step.
   rows.push_back({"SFT step (DistillationDecider, training)", per_step([&](int64_t n) {
-                    DistillationDecider decider(policy, FeatureSet::Recency, golden(n), 0.1, 1.0, true);
+                    DistillationDecider decider(policy, FeatureSet::Recency, golden(n), 0, 0.1, 1.0, true);
                     run_budgeted(model, ids(n), kSchedule, decider);
                     decider.loss();
                     decider.overlap_sum();
@@ -150,7 +150,7 @@ TEST(HostSyncCuda, SyncsPerEvictionStepStayWithinTheAudit) {
     options.sampling.temperature = 0;
     const std::vector<int64_t> prompt = ids(4);
     auto decode = [&](int64_t budget, int64_t* evictions) {
-      const EvictionOptions eviction{{budget, kSchedule.interval}, policy_name, &policy, FeatureSet::Recency, 4};
+      const EvictionOptions eviction{{budget, kSchedule.interval}, policy_name, &policy, FeatureSet::Recency, std::nullopt};
       const auto out = generate(model, prompt, 0, options, eviction);
       *evictions = out.front().evictions;
     };

@@ -18,8 +18,9 @@ struct NaiveStep {
 };
 
 // DESIGN.md §3's replay for one KV head, as plainly as it reads: a list of cached positions,
-// future = max over the blocks after the chunk, drop the W smallest (ties: lower slot), compact.
-std::vector<NaiveStep> naive_oracle(const at::Tensor& blocks, int64_t kv, int64_t budget, int64_t w) {
+// future = max over the blocks after the chunk, drop the W smallest (ties: lower slot) of the
+// entries whose position is not protected, compact.
+std::vector<NaiveStep> naive_oracle(const at::Tensor& blocks, int64_t kv, int64_t budget, int64_t w, int64_t protect) {
   const auto a = blocks.accessor<float, 3>();
   const int64_t len = blocks.size(1), n_blocks = blocks.size(2);
   std::vector<int> cache(static_cast<std::size_t>(budget));
@@ -33,7 +34,7 @@ std::vector<NaiveStep> naive_oracle(const at::Tensor& blocks, int64_t kv, int64_
       float future = -1;
       for (int64_t b = first_future; b < n_blocks; ++b) future = std::max(future, a[kv][cache[slot]][b]);
       step.scores.push_back(-future);
-      ranked.emplace_back(future, slot);
+      if (cache[slot] >= protect) ranked.emplace_back(future, slot);
     }
     std::sort(ranked.begin(), ranked.end());
     for (int64_t i = 0; i < w; ++i) step.slots.push_back(ranked[i].second);
@@ -55,6 +56,7 @@ std::vector<int> row(const at::Tensor& t) { return std::vector<int>(t.data_ptr<i
 struct Case {
   int64_t budget, interval, len, kv_heads;
   bool ties;
+  int64_t protect = 0;
 };
 
 class OracleTest : public ::testing::TestWithParam<Case> {};
@@ -65,17 +67,18 @@ TEST_P(OracleTest, ReproducesTheDirectReplay) {
   const int64_t n_blocks = (c.len + c.interval - 1) / c.interval;
   at::Tensor blocks = at::rand({c.kv_heads, c.len, n_blocks});
   if (c.ties) blocks = (blocks * 4).floor() / 4;  // four levels: many exact ties
-  const EvictionSchedule schedule{c.budget, c.interval};
+  const EvictionSchedule schedule{c.budget, c.interval, c.protect};
   const OracleDrops got = golden_eviction(blocks, schedule);
   const int64_t steps = schedule.steps(c.len);
   ASSERT_EQ(got.drop_slots.sizes(), (std::vector<int64_t>{steps, c.kv_heads, c.interval}));
   ASSERT_EQ(got.scores.sizes(), (std::vector<int64_t>{steps, c.kv_heads, c.budget}));
   for (int64_t kv = 0; kv < c.kv_heads; ++kv) {
-    const auto want = naive_oracle(blocks, kv, c.budget, c.interval);
+    const auto want = naive_oracle(blocks, kv, c.budget, c.interval, c.protect);
     ASSERT_EQ(static_cast<int64_t>(want.size()), steps);
     for (int64_t s = 0; s < steps; ++s) {
       EXPECT_EQ(row(got.drop_slots[s][kv].contiguous()), want[s].slots) << "step " << s;
       EXPECT_EQ(row(got.drop_positions[s][kv].contiguous()), want[s].positions) << "step " << s;
+      EXPECT_GE(got.drop_positions[s][kv].min().item<int>(), c.protect) << "step " << s;
       const at::Tensor scores = got.scores[s][kv].contiguous();
       EXPECT_EQ(std::vector<float>(scores.data_ptr<float>(), scores.data_ptr<float>() + c.budget), want[s].scores);
     }
@@ -89,12 +92,25 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{8, 4, 45, 2, false},   // B/W = 2, L not a multiple of W
                       Case{16, 4, 70, 3, false},  // B/W = 4
                       Case{16, 4, 67, 2, true},   // ties everywhere
-                      Case{8, 2, 40, 2, true}),
+                      Case{8, 2, 40, 2, true},
+                      // Protected first positions: never dropped, even where their future is the least.
+                      Case{16, 4, 70, 3, false, 5},
+                      Case{16, 4, 67, 2, true, 12},  // B - W: exactly W candidates each step
+                      Case{8, 2, 40, 2, true, 1}),
     [](const auto& info) {
       const Case& c = info.param;
       return "B" + std::to_string(c.budget) + "_W" + std::to_string(c.interval) + "_L" +
-             std::to_string(c.len) + (c.ties ? "_ties" : "");
+             std::to_string(c.len) + (c.ties ? "_ties" : "") + (c.protect ? "_P" + std::to_string(c.protect) : "");
     });
+
+// The protected entries are the ones with the least future attention: without protect the
+// oracle drops exactly them, with it never.
+TEST(Oracle, NeverDropsAProtectedEntryThatItWouldOtherwiseDropFirst) {
+  at::Tensor blocks = at::full({1, 30, 15}, 0.5f);  // L 30, W 2: 15 blocks
+  blocks.slice(1, 0, 2).fill_(0.0f);  // positions 0 and 1: no future at all
+  EXPECT_EQ(row(golden_eviction(blocks, {8, 2}).drop_positions[0][0].contiguous()), (std::vector<int>{0, 1}));
+  EXPECT_EQ(row(golden_eviction(blocks, {8, 2, 2}).drop_positions[0][0].contiguous()), (std::vector<int>{2, 3}));
+}
 
 TEST(EvictionSchedule, StepsAndValidation) {
   const EvictionSchedule s{8, 4};

@@ -30,10 +30,10 @@ def block_attention(probs, group, interval):
     return a
 
 
-def golden_eviction(a_head, budget, interval):
+def golden_eviction(a_head, budget, interval, protect=0):
     """The greedy replay for one KV head: a list of cached positions, future = max over the blocks
-    after the chunk, drop the W lowest (ties: lower slot), compact. Returns per step the dropped
-    slots, their positions and the -future scores of all B candidates."""
+    after the chunk, drop the W lowest (ties: lower slot) among the positions >= protect, compact.
+    Returns per step the dropped slots, their positions and the -future scores of all B candidates."""
     length = a_head.shape[0]
     cache = list(range(budget))
     slots, positions, scores = [], [], []
@@ -41,7 +41,7 @@ def golden_eviction(a_head, budget, interval):
     while budget + (s + 1) * interval < length:
         first = budget // interval + 1 + s
         future = [a_head[p, first:].max() for p in cache]
-        ranked = sorted(range(budget), key=lambda i: (future[i], i))
+        ranked = sorted((i for i in range(budget) if cache[i] >= protect), key=lambda i: (future[i], i))
         drop = sorted(ranked[:interval])
         slots.append(drop)
         positions.append([cache[i] for i in drop])

@@ -269,6 +269,68 @@ def test_corrupt_golden_file_gives_a_clear_error(small):
     expect_error(golden(model, traces, tmp / "junk.h5", 16, 8, check=False), "not an HDF5 file")
 
 
+def protected_traces(tmp):
+    """Prompts of 2 to 6 tokens: protect: prompt keeps a different number of positions per trace."""
+    rng = np.random.default_rng(5)
+    traces = [{"id": f"p{i}", "input_ids": rng.integers(0, 64, 50).tolist(), "prompt_len": n}
+              for i, n in enumerate([2, 6, 4])]
+    return write_traces(tmp / "prompted.jsonl", traces), traces
+
+
+@pytest.mark.parametrize("protect", ["prompt", "5"])
+def test_protected_positions_are_never_dropped_and_the_rest_is_the_reference_replay(small, protect):
+    tmp, model = small
+    path, traces = protected_traces(tmp)
+    out = tmp / f"g-{protect}.h5"
+    golden(model, path, out, 16, 4, f"protect={protect}")
+    with h5py.File(out, "r") as f:
+        assert f.attrs["protect"] == protect
+        for t in traces:
+            g = f["traces"][t["id"]]
+            p = t["prompt_len"] if protect == "prompt" else int(protect)
+            assert g["drop_positions"][:].min() >= p
+            probs, _, _, config = ref.hf_attention_and_metrics(model, t["input_ids"])
+            group = config.num_attention_heads // config.num_key_value_heads
+            for layer, layer_probs in enumerate(probs):
+                a = ref.block_attention(layer_probs, group, 4)
+                for k in range(config.num_key_value_heads):
+                    slots, positions, _ = ref.golden_eviction(a[k], 16, 4, p)
+                    np.testing.assert_array_equal(g["drop_positions"][layer, :, k], positions)
+                    np.testing.assert_array_equal(g["drop_slots"][layer, :, k], slots)
+    # Unprotected, the oracle does drop some of those positions: the protect is what keeps them.
+    golden(model, path, tmp / "g-0.h5", 16, 4)
+    with h5py.File(tmp / "g-0.h5", "r") as f:
+        assert f.attrs["protect"] == "0"
+        assert min(f["traces"][t["id"]]["drop_positions"][:].min() for t in traces) < 2
+    inspect = run("foresight-golden", "inspect", out)
+    assert f"protect {protect}" in inspect.stdout
+
+
+def test_protect_that_cannot_be_honoured_is_refused_before_any_work(small):
+    tmp, model = small
+    path, _ = protected_traces(tmp)
+    expect_error(golden(model, path, tmp / "g.h5", 16, 4, "protect=13", check=False),
+                 'key "protect" is 13, expected at most budget - interval = 12', tmp / "g.h5")
+    expect_error(golden(model, path, tmp / "g.h5", 16, 4, "protect=-1", check=False), 'key "protect"', tmp / "g.h5")
+    expect_error(golden(model, path, tmp / "g.h5", 16, 4, "protect=all", check=False), 'key "protect"', tmp / "g.h5")
+    # A prompt longer than B - W: named, with its length and the limit.
+    expect_error(golden(model, path, tmp / "g.h5", 8, 4, "protect=prompt", check=False),
+                 "trace p1: protect prompt would keep its prompt of 6 tokens, more than budget - interval = 4",
+                 tmp / "g.h5")
+    no_prompt, _ = random_traces(tmp / "t.jsonl", [40], vocab=64)
+    rows = [json.loads(line) for line in open(no_prompt)]
+    for r in rows:
+        del r["prompt_len"]
+    write_traces(no_prompt, rows)
+    expect_error(golden(model, no_prompt, tmp / "g.h5", 16, 4, "protect=prompt", check=False),
+                 "trace t0 has no prompt_len", tmp / "g.h5")
+    # A file recorded at one protect is not resumed at another.
+    golden(model, path, tmp / "g.h5", 16, 4, "protect=prompt")
+    before = (tmp / "g.h5").read_bytes()
+    expect_error(golden(model, path, tmp / "g.h5", 16, 4, check=False), "exists and was written with protect prompt")
+    assert (tmp / "g.h5").read_bytes() == before
+
+
 def test_shipped_configs_validate_without_weights():
     for config in sorted((ROOT / "configs" / "golden").glob("*.yaml")):
         proc = run("foresight-golden", "validate", "--config", config)
