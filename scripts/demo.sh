@@ -5,6 +5,8 @@
 # budget, and the teacher-forced metrics beside it. About 9 minutes on 2 cores after the build.
 #   FORESIGHT_DEMO_DIR       outputs (default build/demo; replaced on every run)
 #   FORESIGHT_DEMO_PROBLEMS  held-out problems in the accuracy sweep (default 64)
+#   FORESIGHT_DEMO_PROTECT   the protect the scorer is trained at (golden's `protect`: 0 or prompt; default 0).
+#                            The sweeps run every policy with and without the prompt protected either way.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$FORESIGHT_ROOT/scripts/setup.sh"
@@ -12,6 +14,7 @@ source "$(dirname "$0")/env.sh"
 
 work=${FORESIGHT_DEMO_DIR:-$FORESIGHT_BUILD/demo}
 problems=${FORESIGHT_DEMO_PROBLEMS:-64}
+protect=${FORESIGHT_DEMO_PROTECT:-0}
 rm -rf "$work" && mkdir -p "$work"
 py=$FORESIGHT_VENV/bin/python
 testbed=$FORESIGHT_ROOT/experiments/testbed
@@ -36,9 +39,9 @@ print(f"{t['id']} ({len(ids)} tokens):\n  prompt  {task.decode(ids[:t['prompt_le
       f"  answer  {task.decode(ids[t['prompt_len']:t['prompt_len'] + 12])} ... {task.decode(ids[-22:])}")
 PY
 
-echo "== 3. golden stage: future attention and Golden Eviction (B 32, W 8) -> $work/golden.h5"
+echo "== 3. golden stage: future attention and Golden Eviction (B 32, W 8, protect $protect) -> $work/golden.h5"
 "$FORESIGHT_BIN/foresight-golden" run --config "$configs/golden/testbed.yaml" \
-  model="$model" traces="$work/traces.jsonl" output="$work/golden.h5"
+  model="$model" traces="$work/traces.jsonl" output="$work/golden.h5" protect="$protect"
 "$FORESIGHT_BIN/foresight-golden" inspect "$work/golden.h5"
 
 echo "== 4. SFT: distil the oracle into the scorer, 200 steps -> $work/sft"
@@ -73,7 +76,7 @@ echo "== 7. teacher-forced metrics on 16 held-out traces, the oracle included ->
 "$FORESIGHT_BIN/foresight-model" generate --model "$model" --prompts "$work/heldout-prompts.jsonl" \
   --out "$work/heldout-traces.jsonl" --max-new-tokens 360 --temperature 1.0 --seed 1 --threads 1
 "$FORESIGHT_BIN/foresight-golden" run --config "$configs/golden/testbed.yaml" model="$model" \
-  traces="$work/heldout-traces.jsonl" output="$work/heldout.h5" keep_attention=true >/dev/null
+  traces="$work/heldout-traces.jsonl" output="$work/heldout.h5" keep_attention=true protect="$protect" >/dev/null
 "$FORESIGHT_BIN/foresight-eval" --config "$configs/eval/testbed_teacher_forced.yaml" model="$model" \
   golden="$work/heldout.h5" scorer="$work/grpo/final" output_dir="$work/teacher-forced"
 "$py" "$FORESIGHT_ROOT/eval/plot_results.py" "$work/teacher-forced"

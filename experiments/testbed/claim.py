@@ -5,20 +5,29 @@ at B/2 against the best heuristic at B, and SFT+GRPO against SFT.
     claim.py GRPO_SWEEP_DIR [SFT_SWEEP_DIR]
 
 GRPO_SWEEP_DIR holds the full cache, the heuristics and the SFT+GRPO scorer (`foresight`,
-`foresight_sampled`); SFT_SWEEP_DIR, when given, the SFT scorer's rows under the same names.
-Prints one table (accuracy ± standard error, policies by budget) and, for every B whose half was
-also swept, whether the headline holds. Exits 0 either way: it reports, it does not judge.
+`foresight_sampled`), each possibly under protect variants (`NAME+prompt`, `NAME+N`); SFT_SWEEP_DIR,
+when given, the SFT scorer's rows under the same names. Prints one table (accuracy ± standard
+error, policies by budget; "skipped" where the budget cannot hold what a variant protects) and, for
+every B whose half was also swept, whether the headline holds against the best heuristic at B: the
+maximum over every heuristic under every protect value. It holds when the learned scorer is above
+by more than the combined standard error, ties within it, and fails below it. Exits 0 either way: it
+reports, it does not judge.
 """
 import argparse
 import json
+import math
 import pathlib
 
-LEARNED = ("foresight", "foresight_sampled")
+LEARNED = "foresight"  # foresight, foresight_sampled and their protect variants
 
 
 def load(folder, suffix=""):
     rows = json.loads((pathlib.Path(folder) / "results.json").read_text())
-    return {(r["policy"] + (suffix if r["policy"] in LEARNED else ""), r["B"]): r for r in rows}
+    return {(r["policy"] + (suffix if r["policy"].startswith(LEARNED) else ""), r["B"]): r for r in rows}
+
+
+def cell(r):
+    return f"{'skipped':>16}" if "skipped" in r else f"{r['accuracy']:>9.3f} ± {r['stderr']:.3f}"
 
 
 def main():
@@ -36,26 +45,29 @@ def main():
     for policy in policies:
         if policy == "full":
             continue
-        line = "".join(f"{cells[policy, b]['accuracy']:>9.3f} ± {cells[policy, b]['stderr']:.3f}"
-                       if (policy, b) in cells else f"{'':>16}" for b in budgets)
+        line = "".join(cell(cells[policy, b]) if (policy, b) in cells else f"{'':>16}" for b in budgets)
         print(f"{policy:<26}{line}")
     if full:
         print(f"{'full cache':<26}{full['accuracy']:>9.3f} ± {full['stderr']:.3f} (every budget)")
+    ran = {k: r for k, r in cells.items() if "skipped" not in r}
     heuristics = [p for p in policies if p != "full" and not p.startswith(LEARNED)]
     for b in budgets:
-        if b % 2 or b // 2 not in budgets or not heuristics:
+        if b % 2 or b // 2 not in budgets or not any((p, b) in ran for p in heuristics):
             continue
-        best = max(heuristics, key=lambda p: cells[p, b]["accuracy"] if (p, b) in cells else -1)
-        for learned in (p for p in policies if p.startswith(LEARNED) and (p, b // 2) in cells):
-            mine, theirs = cells[learned, b // 2], cells[best, b]
+        best = max((p for p in heuristics if (p, b) in ran), key=lambda p: ran[p, b]["accuracy"])
+        for learned in (p for p in policies if p.startswith(LEARNED) and (p, b // 2) in ran):
+            mine, theirs = ran[learned, b // 2], ran[best, b]
+            gap, se = mine["accuracy"] - theirs["accuracy"], math.hypot(mine["stderr"], theirs["stderr"])
             verdict = ("uninformative (both fail)" if mine["accuracy"] == theirs["accuracy"] == 0
-                       else "holds" if mine["accuracy"] >= theirs["accuracy"] else "does not hold")
+                       else f"holds (by {gap:.3f}, combined s.e. {se:.3f})" if gap > se
+                       else f"tie within the combined s.e. {se:.3f}" if gap >= -se
+                       else f"does not hold (short by {-gap:.3f}, combined s.e. {se:.3f})")
             print(f"claim at B {b}: {learned} at B {b // 2} {mine['accuracy']:.3f} ± {mine['stderr']:.3f} vs the best "
                   f"heuristic at B {b}, {best}, {theirs['accuracy']:.3f} ± {theirs['stderr']:.3f}: {verdict}")
     if a.sft_sweep:
-        for policy in LEARNED:
-            pairs = [(cells[policy, b]["accuracy"], cells[policy + " (SFT)", b]["accuracy"]) for b in budgets
-                     if (policy, b) in cells and (policy + " (SFT)", b) in cells]
+        for policy in (p for p in policies if p.startswith(LEARNED) and not p.endswith(" (SFT)")):
+            pairs = [(ran[policy, b]["accuracy"], ran[policy + " (SFT)", b]["accuracy"]) for b in budgets
+                     if (policy, b) in ran and (policy + " (SFT)", b) in ran]
             if pairs:
                 wins = sum(g >= s for g, s in pairs)
                 print(f"SFT+GRPO >= SFT for {policy} at {wins} of {len(pairs)} budgets "

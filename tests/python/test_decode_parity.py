@@ -70,10 +70,10 @@ def generate(model, prompts, out, *extra, check=True):
 
 
 def visible(length, budget, interval, sinks):
-    """[length, length] bool: key j is in query q's view under StreamingLLM with `sinks` kept tokens.
-    Query q lies in chunk c(q) = max(0, (q - B) // W) (the initial chunk and chunk 0 both count as 0),
-    and c(q) eviction steps ran before it, each dropping the W oldest non-sink entries, so it sees
-    j <= q with j < S or j >= S + c(q) W."""
+    """[length, length] bool: key j is in query q's view under StreamingLLM with the first `sinks`
+    positions protected. Query q lies in chunk c(q) = max(0, (q - B) // W) (the initial chunk and
+    chunk 0 both count as 0), and c(q) eviction steps ran before it, each dropping the W oldest
+    unprotected entries, so it sees j <= q with j < S or j >= S + c(q) W."""
     q = torch.arange(length)[:, None]
     j = torch.arange(length)[None, :]
     c = ((q - budget) // interval).clamp(min=0)
@@ -194,24 +194,26 @@ def test_full_cache_greedy_equals_transformers_generate(models, tmp_path, arch):
 # -- StreamingLLM under a budget ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sinks", [None, 7], ids=["sinks-default-4", "sinks-7"])
+@pytest.mark.parametrize("protect", [None, "7", "prompt"], ids=["sinks-default-4", "protect-7", "protect-prompt"])
 @pytest.mark.parametrize("arch", list(ARCHS))
-def test_streaming_llm_equals_a_masked_transformers_run(models, tmp_path, arch, sinks):
+def test_streaming_llm_equals_a_masked_transformers_run(models, tmp_path, arch, protect):
     model = models[arch]
-    S = 4 if sinks is None else sinks
-    prompts, traces = prompts_file(tmp_path / "p.jsonl", [10, 50], seed=2)  # shorter and longer than B
-    extra = [] if sinks is None else ["--sinks", sinks]
+    # Shorter and longer than B; a protected prompt can be at most B - W = 24 tokens (longer: refused below).
+    lengths = [10, 24] if protect == "prompt" else [10, 50]
+    prompts, traces = prompts_file(tmp_path / "p.jsonl", lengths, seed=2)
+    extra = [] if protect is None else ["--protect", protect]
     _, records, _ = generate(model, prompts, tmp_path / "g.jsonl", "--max-new-tokens", STREAM_NEW,
                              "--temperature", 0, "--stop-ids", "none", "--policy", "streaming_llm", "--budget", B,
                              "--interval", W, "--record-drops", *extra)
     config = json.loads((model / "config.json").read_text())
     layers, kv_heads = config["num_hidden_layers"], config["num_key_value_heads"]
     for t in traces:
+        S = {None: 4, "7": 7, "prompt": len(t["input_ids"])}[protect]
         r = records[(t["id"], 0)]
         want = hf_masked_greedy(model, t["input_ids"], STREAM_NEW, lambda n: visible(n, B, W, S))
         assert r["input_ids"] == want, (
-            f"{arch} sinks {S} {t['id']}: first difference at position {first_difference(r['input_ids'], want)}")
-        # Each step drops the W oldest non-sink entries, in every layer and KV head.
+            f"{arch} protect {S} {t['id']}: first difference at position {first_difference(r['input_ids'], want)}")
+        # Each step drops the W oldest unprotected entries, in every layer and KV head.
         steps = r["drop_positions"]
         total = len(want)
         assert len(steps) in (evictions_before(total - 2, B, W), evictions_before(total - 1, B, W)), len(steps)
@@ -222,7 +224,7 @@ def test_streaming_llm_equals_a_masked_transformers_run(models, tmp_path, arch, 
                 for head, dropped in enumerate(heads):
                     assert sorted(dropped) == rule, f"step {s} layer {layer} head {head}: {dropped} != {rule}"
         assert B <= r["peak_cache_entries"] <= B + W
-    if arch == "qwen3" and sinks is None:  # the eviction changed what greedy decoding produced
+    if arch == "qwen3" and protect is None:  # the eviction changed what greedy decoding produced
         long = traces[1]
         assert records[(long["id"], 0)]["input_ids"] != hf_generate(model, long["input_ids"], STREAM_NEW)
 
@@ -322,8 +324,13 @@ BAD = {  # name: (extra arguments, words the message must hold)
     "policy-without-budget": (["--policy", "h2o", "--interval", W], ["budget"]),
     "zero-samples": (["--num-samples", 0], ["num-samples"]),
     "foresight-without-scorer": (["--policy", "foresight", "--budget", B, "--interval", W], ["scorer"]),
-    "sinks-leaving-fewer-than-W-candidates": (["--policy", "streaming_llm", "--budget", B, "--interval", W,
-                                               "--sinks", B - W + 1], ["sinks", str(B - W + 1)]),
+    "protect-leaving-fewer-than-W-candidates": (["--policy", "streaming_llm", "--budget", B, "--interval", W,
+                                                 "--protect", B - W + 1], ["protect", str(B - W + 1), str(B - W)]),
+    "protect-negative": (["--policy", "h2o", "--budget", B, "--interval", W, "--protect", -1], ["protect", "-1"]),
+    "protect-junk": (["--policy", "h2o", "--budget", B, "--interval", W, "--protect", "all"], ["protect", "all"]),
+    "protect-without-policy": (["--protect", "prompt"], ["--policy"]),
+    "protected-prompt-longer-than-B-minus-W": (["--policy", "random", "--budget", 8, "--interval", 4,
+                                               "--protect", "prompt"], ['prompt "p5"', "5 tokens", "= 4"]),
     "budget-without-policy": (["--budget", B, "--interval", W], ["--policy"]),
     "stop-id-outside-the-vocabulary": (["--stop-ids", f"3,{VOCAB}"], [str(VOCAB)]),
     "stop-ids-not-numbers": (["--stop-ids", "3,eos"], ["eos"]),

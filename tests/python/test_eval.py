@@ -42,9 +42,11 @@ def test_sweep_contract_and_resume(data, tmp_path):
     assert list(rows[0])[:7] == ["policy", "budget", "interval", "mean_nll_increase", "spike_rate", "penalty",
                                  "golden_overlap"]
     assert sorted({r["policy"] for r in rows}) == sorted(POLICIES)
-    # The oracle is known only at the golden file's own schedule.
+    # The oracle is known only at the golden file's own schedule, protect 0 included: streaming_llm
+    # protects its 4 sinks, so no oracle of the file is its to be compared with.
     assert [r["budget"] for r in rows if r["policy"] == "golden"] == [str(BUDGET)]
-    assert all((r["golden_overlap"] == "") == (r["budget"] != str(BUDGET)) for r in rows)
+    assert all((r["golden_overlap"] == "") == (r["budget"] != str(BUDGET) or r["policy"] == "streaming_llm")
+               for r in rows)
     assert next(r for r in rows if r["policy"] == "golden")["golden_overlap"] == "1.0"
     assert "| policy | B | W |" in first.stdout and first.stdout.count("\n| ") == len(rows)
     assert (out / "runs" / "h2o" / f"B32_W{INTERVAL}" / "config.yaml").exists()
@@ -59,10 +61,37 @@ def test_sweep_contract_and_resume(data, tmp_path):
     assert f"{len(rows)} cells to run, 0 done before" in changed.stderr
 
 
-def streaming_llm_mask(length, budget, interval, sinks=4):
+def test_protect_variants_name_their_rows_replay_the_oracle_and_skip_what_does_not_fit(data, tmp_path):
+    """The golden file protects nothing and keeps no attention: golden+prompt has no oracle and is
+    left out; protect 60 exceeds B - W = 56 at B 64 and is skipped with its reason in the table."""
+    model, golden, _ = data
+    out = tmp_path / "out"
+    proc = evaluate(model, golden, out, "policies=[golden, h2o]", "budgets=[64, 128]", "max_traces=2",
+                    "protect=[default, prompt, 60]")
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["policy"], r["budget"]) for r in rows if "skipped" not in r] == [
+        ("golden", 64), ("h2o", 64), ("h2o", 128), ("h2o+prompt", 64), ("h2o+prompt", 128), ("h2o+60", 128)]
+    assert [(r["policy"], r["budget"]) for r in rows if "skipped" in r] == [("h2o+60", 64)]
+    assert "protect 60 would keep the first 60 positions, more than budget - interval = 56" in rows[-1]["skipped"]
+    assert "skipping golden+prompt at B 64, W 8" in proc.stderr and "protect 0 (record it with keep_attention" in proc.stderr
+    # Protecting the first positions changes what h2o keeps.
+    by = {(r["policy"], r["budget"]): r for r in rows}
+    assert by[("h2o", 64)]["mean_nll_increase"] != by[("h2o+60", 128)]["mean_nll_increase"]
+    # Recorded with the attention, the oracle is replayed under the protect: it matches itself exactly.
+    kept = tmp_path / "kept.h5"
+    run("foresight-golden", "run", "--config", ROOT / "configs" / "golden" / "tiny.yaml", f"model={model}",
+        f"traces={golden.parent / 'model.jsonl'}", f"output={kept}", f"budget={BUDGET}", f"interval={INTERVAL}",
+        "keep_attention=true")
+    evaluate(model, kept, tmp_path / "kept", "policies=[golden]", f"budgets=[{BUDGET}]", "max_traces=2",
+             "protect=[prompt]")
+    (row,) = json.loads((tmp_path / "kept" / "results.json").read_text())
+    assert row["policy"] == "golden+prompt" and row["golden_overlap"] == 1.0
+
+
+def streaming_llm_mask(length, budget, interval, sinks):
     """The keys each query sees when the schedule of DESIGN.md §2 evicts as StreamingLLM does:
     after each full chunk that more tokens follow, the `interval` oldest cached entries after the
-    sinks go. Built from the definition, without the toolkit's cache."""
+    `sinks` protected first positions go. Built from the definition, without the toolkit's cache."""
     visible = torch.zeros(length, length, dtype=torch.bool)
     cache = []
     start, step, steps = 0, 0, (length - budget - 1) // interval if length > budget + interval else 0
@@ -81,11 +110,15 @@ def streaming_llm_mask(length, budget, interval, sinks=4):
     return visible
 
 
-def test_metrics_match_an_independent_computation_with_transformers(data, tmp_path):
+# streaming_llm at its default protect (4 sinks), with the trace's 3-token prompt protected, and with 10.
+@pytest.mark.parametrize("protect,name,sinks", [("default", "streaming_llm", 4), ("prompt", "streaming_llm+prompt", 3),
+                                                ("10", "streaming_llm+10", 10)])
+def test_metrics_match_an_independent_computation_with_transformers(data, tmp_path, protect, name, sinks):
     model, golden, _ = data
     out = tmp_path / "out"
-    evaluate(model, golden, out, "policies=[streaming_llm]", f"budgets=[{BUDGET}]", "max_traces=1")
-    ours = json.loads((out / "runs" / "streaming_llm" / f"B{BUDGET}_W{INTERVAL}" / "result.json").read_text())
+    evaluate(model, golden, out, "policies=[streaming_llm]", f"budgets=[{BUDGET}]", "max_traces=1", f"protect={protect}")
+    ours = json.loads((out / "runs" / name / f"B{BUDGET}_W{INTERVAL}" / "result.json").read_text())
+    assert ours["policy"] == name and ours["protect"] == {"default": "4"}.get(protect, protect)
 
     with h5py.File(golden) as f:
         first = sorted(f["traces"])[0]
@@ -93,7 +126,7 @@ def test_metrics_match_an_independent_computation_with_transformers(data, tmp_pa
         nll_full = f["traces"][first]["nll"][:].astype(np.float64)
         entropy = f["traces"][first]["entropy"][:].astype(np.float64)
     hf = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32, attn_implementation="eager")
-    mask = torch.where(streaming_llm_mask(len(ids), BUDGET, INTERVAL), 0.0, float("-inf"))[None, None]
+    mask = torch.where(streaming_llm_mask(len(ids), BUDGET, INTERVAL, sinks), 0.0, float("-inf"))[None, None]
     with torch.no_grad():
         logits = hf(ids[None], attention_mask=mask).logits[0].double()
     nll_evict = torch.nn.functional.cross_entropy(logits[:-1], ids[1:], reduction="none").numpy()
@@ -133,12 +166,13 @@ def test_another_interval_replays_the_kept_attention_as_evict_does(data, tmp_pat
     run("foresight-golden", "evict", "--input", kept, "--output", evicted, "--budget", 2 * BUDGET,
         "--interval", 2 * INTERVAL)
     other = f'budgets=["{2 * BUDGET}/{2 * INTERVAL}"]'
-    evaluate(model, kept, tmp_path / "replayed", "policies=[golden, streaming_llm]", other, "max_traces=3")
-    evaluate(model, evicted, tmp_path / "evicted", "policies=[golden, streaming_llm]", other, "max_traces=3")
+    # h2o protects nothing, as the evicted file's oracle: its golden overlap is known in both.
+    evaluate(model, kept, tmp_path / "replayed", "policies=[golden, h2o]", other, "max_traces=3")
+    evaluate(model, evicted, tmp_path / "evicted", "policies=[golden, h2o]", other, "max_traces=3")
     replayed = json.loads((tmp_path / "replayed" / "results.json").read_text())
     direct = json.loads((tmp_path / "evicted" / "results.json").read_text())
     assert [(r["policy"], r["budget"], r["interval"]) for r in replayed] == [
-        ("golden", 2 * BUDGET, 2 * INTERVAL), ("streaming_llm", 2 * BUDGET, 2 * INTERVAL)]
+        ("golden", 2 * BUDGET, 2 * INTERVAL), ("h2o", 2 * BUDGET, 2 * INTERVAL)]
     for a, b in zip(replayed, direct):
         for key in ["mean_nll_increase", "spike_rate", "penalty", "golden_overlap", "scored_positions"]:
             assert a[key] == b[key], (a["policy"], key)

@@ -192,11 +192,45 @@ def test_bad_runs_are_refused_before_any_output(sweep, tmp_path):
     proc = evaluate(model, problems, out, "max_new_tokens=120", check=False)
     expect_error(proc, f'{problems}: prompt "q0" has 12 tokens; with max new tokens 120 that is 132 positions, past')
     expect_error(evaluate(model, problems, out, "stop_ids=[64]", check=False), "stop id 64 lies outside the vocabulary")
-    # StreamingLLM's 4 sinks leave no room to evict at B 4, W 2.
-    expect_error(evaluate(model, problems, out, "budgets=[4]", "interval=2", check=False), "streaming_llm at B 4, W 2")
     assert not out.exists()
     expect_error(evaluate(model, problems, model / "eval", check=False), f"lies inside the input model {model}")
     expect_error(evaluate(model, problems, problems, check=False), "is the input problems")
+
+
+def test_protect_variants_run_every_policy_under_each_value_and_skip_what_a_budget_cannot_hold(sweep, tmp_path):
+    """protect: [default, prompt, 3]. Prompts of 12-18 tokens: B 8 holds none (B - W = 4), B 16
+    holds only the 12-token one, so every +prompt cell there is skipped with its reason; B 32 holds
+    them all. StreamingLLM's own default of 4 sinks and a protect of 3 fit every budget."""
+    model, problems, _, _, stop = sweep[:5]
+    out = tmp_path / "out"
+    proc = evaluate(model, problems, out, f"stop_ids=[{stop}]", "protect=[default, prompt, 3]", "budgets=[8, 16, 32]")
+    rows = json.loads((out / "results.json").read_text())
+    names = ["streaming_llm", "streaming_llm+prompt", "streaming_llm+3", "h2o", "h2o+prompt", "h2o+3"]
+    assert [(r["policy"], r["B"]) for r in rows] == [("full", None)] + [(n, b) for n in names for b in [8, 16, 32]]
+    skipped = {(r["policy"], r["B"]): r["skipped"] for r in rows if "skipped" in r}
+    assert set(skipped) == {("streaming_llm+prompt", 8), ("streaming_llm+prompt", 16), ("h2o+prompt", 8),
+                            ("h2o+prompt", 16)}
+    assert 'problem "q1": protect prompt would keep its prompt of 14 tokens, more than budget - interval = 12' \
+        in skipped[("h2o+prompt", 16)]
+    assert "skipped: protect > B - W" in proc.stdout
+    with open(out / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["protect"] for r in table[1:4]] == ["4", "4", "4"] and table[4]["protect"] == "prompt"
+    assert table[4]["skipped"].startswith(str(problems)) and table[4]["accuracy"] == ""
+    spec = {p["id"]: p for p in read_jsonl(problems)}
+    for row in rows[1:]:
+        if "skipped" not in row:
+            check_cell(out, row, spec, [stop], 1, NEW_TOKENS)
+    # A run cell decodes as foresight-model generate does with the same protect, token for token.
+    for policy, name, protect in [("h2o", "h2o+prompt", "prompt"), ("streaming_llm", "streaming_llm+3", "3")]:
+        run("foresight-model", "generate", "--model", model, "--prompts", problems, "--out", tmp_path / f"{name}.jsonl",
+            "--max-new-tokens", NEW_TOKENS, "--temperature", 0, "--stop-ids", stop, "--policy", policy,
+            "--budget", 32, "--interval", INTERVAL, "--protect", protect)
+        want = [r["input_ids"] for r in read_jsonl(tmp_path / f"{name}.jsonl")]
+        got = [r["input_ids"] for r in read_jsonl(out / "runs" / name / "B32_W4" / "generations.jsonl")]
+        assert got == want, name
+    expect_error(evaluate(model, problems, tmp_path / "bad", "protect=[all]", check=False),
+                 'key "protect" has "all", expected default')
 
 
 def test_shipped_generation_configs_validate_without_weights():
