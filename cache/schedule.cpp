@@ -24,14 +24,15 @@ void EvictionSchedule::validate() const {
 
 Protect Protect::parse(const std::string& text) {
   if (text == "prompt") return {0, true};
-  std::size_t used = 0;
+  // Digits only: no sign, no space, no exponent ("+4", " 4" and "1e3" are typos, not counts).
+  const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
   int64_t n = -1;
   try {
-    n = std::stoll(text, &used);
-  } catch (const std::logic_error&) {
-    used = 0;
+    if (digits) n = std::stoll(text);
+  } catch (const std::out_of_range&) {
+    n = -1;
   }
-  if (used == 0 || used != text.size() || n < 0) {
+  if (n < 0) {
     throw Error("protect is \"" + text + "\", expected 0, a count of first positions, or \"prompt\"");
   }
   return {n, false};

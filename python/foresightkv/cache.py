@@ -6,7 +6,11 @@ decode-time eviction does (cache/budgeted_decoder.cpp, cache/layer_cache.cpp):
   protected), chosen by the policy, and the cache is compacted for real: a gather per head, every
   head keeping the same count, so a layer never holds more than B + W entries;
 - per entry, the running totals `cum` and `cum_decay` (float32 [kv, S, G]) and the chunk's
-  attention rows feed the statistics of §4 (policy/features.cpp), and move with the survivors.
+  attention rows feed the statistics of §4 (policy/features.cpp), and move with the survivors;
+- the first P positions (`protect`: a count, or the whole prompt) are never dropped (DESIGN.md §2).
+  They stay in the first P slots for good (survivors keep their order), inside B, so their scores
+  become -inf before the drop rule, for every policy, as kernels/drop_selection.cpp's
+  mask_protected does; each step drops W of the B - P older unprotected entries, and P <= B - W.
 
 Queries. The statistics need the chunk's post-RoPE queries (after q_norm where the model has one),
 which transformers never hands to a cache. A forward pre-hook on each attention module recomputes
@@ -25,6 +29,7 @@ decoder's feed does), and `generate()` prefills all but the last prompt token be
 from __future__ import annotations
 
 import math
+import re
 import sys
 import weakref
 from typing import Any, Optional
@@ -35,6 +40,7 @@ from transformers.cache_utils import Cache, CacheLayerMixin
 from .export import ARCHITECTURES, ExportError, Scorer, check_schedule
 
 POLICIES = ("foresight", "foresight_sampled", "streaming_llm", "h2o")
+DEFAULT_PROTECT = {"streaming_llm": 4}  # StreamingLLM's attention sinks (policy/registry.cpp); every other policy: 0
 _MASK64 = (1 << 64) - 1
 
 
@@ -48,6 +54,46 @@ def _chunk_statistics(probs: torch.Tensor) -> list[torch.Tensor]:
 
     return [probs.max(2).values.transpose(1, 2), probs.min(2).values.transpose(1, 2),
             probs.sum(2).transpose(1, 2), last(16), last(8), last(32)]
+
+
+def mask_protected(scores: torch.Tensor, protect: int) -> torch.Tensor:
+    """DESIGN.md §2's protected entries sit in the first `protect` slots of the candidates (never
+    dropped, survivors keep their order): their scores [..., B] become -inf, so that neither drop rule
+    picks them (kernels/drop_selection.cpp's mask_protected); `scores` itself when nothing is protected."""
+    if protect == 0:
+        return scores
+    slots = torch.arange(scores.shape[-1], device=scores.device)
+    return scores.masked_fill(slots < protect, float("-inf"))
+
+
+def parse_protect(value) -> "int | str":
+    """`protect` as given: None (the policy's default), a count N >= 0, or "prompt"; as text (the CLI's
+    --protect), "prompt" or a count, as cache/schedule.cpp's Protect::parse reads it. Anything else raises."""
+    if value is None or value == "prompt":
+        return value
+    if isinstance(value, str):
+        if re.fullmatch(r"[0-9]+", value):  # digits only, as Protect::parse: no sign, no space
+            return int(value)
+        raise ValueError(f'protect is "{value}", expected 0, a count of first positions, or "prompt"')
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"protect is {value!r}, expected None (the policy's default), a count of first positions "
+                         'N >= 0, or "prompt"')
+    if value < 0:
+        raise ValueError(f'protect is {value}, expected 0, a count of first positions, or "prompt"')
+    return value
+
+
+def resolve_protect(protect: "int | str", budget: int, interval: int, prompt_len: Optional[int] = None) -> int:
+    """The protected count P of `protect` (a count, or "prompt": `prompt_len`), refused when more than
+    budget - interval, as cache/schedule.cpp's Protect::resolve: the message names the prompt's length
+    and the limit."""
+    count = prompt_len if protect == "prompt" else protect
+    limit = budget - interval
+    if count > limit:
+        kept = f"its prompt of {prompt_len} tokens" if protect == "prompt" else f"the first {count} positions"
+        raise ValueError(f"protect {protect} would keep {kept}, more than budget - interval = {limit} (B {budget}, "
+                         f"W {interval}), which leaves fewer than W entries to evict")
+    return count
 
 
 def top_w(scores: torch.Tensor, w: int) -> torch.Tensor:
@@ -131,6 +177,8 @@ class ForesightLayer(CacheLayerMixin):
                              "num_beams=1)")
         if not self.is_initialized:
             self.lazy_initialization(key_states)
+        if self.length == 0 and self.index == 0:  # a plain model.generate: its first forward is the prompt
+            self.owner._begin_prompt(key_states.shape[2])
         query, self.query = self.query, None
         t = key_states.shape[2]
         if query is None or query.shape[2] != t:
@@ -223,13 +271,21 @@ class ForesightCache(Cache):
 
     policy: "foresight" (the exported scorer, greedy top-W: the inference rule), "foresight_sampled"
     (W drawn from the softmax over the top 2W scores, from a CPU generator seeded with `seed`),
-    "streaming_llm" (`sinks` first tokens and the most recent) or "h2o" (accumulated attention).
-    budget/interval default to the scorer's manifest. With record_drops, `drop_positions()` gives
-    every step's dropped absolute positions.
+    "streaming_llm" (the oldest unprotected entries go first, so the most recent stay) or "h2o"
+    (accumulated attention). budget/interval default to the scorer's manifest.
+
+    protect (DESIGN.md §2): the first P positions are kept for good, inside B, whatever the policy:
+    None for the policy's default (4 for streaming_llm, its attention sinks; 0 for the others), a
+    count N (0 <= N <= B - W), or "prompt" for the whole prompt. The prompt is what
+    `foresightkv.generate` is given; without it, the first `prefill()` call's input_ids (or its
+    `prompt_len`), or else the first forward's tokens (a plain `model.generate`). A prompt longer than
+    B - W is refused then, before any of it is fed. `protected` is P once known.
+
+    With record_drops, `drop_positions()` gives every step's dropped absolute positions.
     """
 
     def __init__(self, model, policy: str = "foresight", scorer: Optional[Scorer] = None,
-                 budget: Optional[int] = None, interval: Optional[int] = None, sinks: int = 4,
+                 budget: Optional[int] = None, interval: Optional[int] = None, protect: "int | str | None" = None,
                  record_drops: bool = False, seed: int = 0):
         config = model.config
         if config.model_type not in ARCHITECTURES:
@@ -249,10 +305,15 @@ class ForesightCache(Cache):
         if budget is None or interval is None:
             raise ValueError(f"foresightkv: policy {policy} needs budget and interval")
         check_schedule(budget, interval)
-        if policy == "streaming_llm" and not 0 <= sinks <= budget - interval:
-            raise ValueError(f"foresightkv: sinks {sinks} is invalid, expected 0..{budget - interval} "
-                             "(budget - interval, so that W older entries can go)")
-        self.policy, self.scorer, self.sinks = policy, scorer, sinks
+        try:
+            protect = parse_protect(protect)
+            protect = DEFAULT_PROTECT.get(policy, 0) if protect is None else protect
+            # A count is checked now; the prompt when it is known (_begin_prompt).
+            self.protected: Optional[int] = None if protect == "prompt" else resolve_protect(protect, budget, interval)
+        except ValueError as e:
+            raise ValueError(f"foresightkv: {e}") from None
+        self.policy, self.scorer, self.protect = policy, scorer, protect
+        self.prompt_len: Optional[int] = None
         self.budget, self.interval, self.record_drops = budget, interval, record_drops
         self.peak = 0
         self.generator = torch.Generator().manual_seed(seed) if policy == "foresight_sampled" else None
@@ -312,6 +373,18 @@ class ForesightCache(Cache):
 
     # -- feeding -------------------------------------------------------------------------------------------
 
+    def _begin_prompt(self, prompt_len: int):
+        """The prompt is `prompt_len` tokens (the first time only): resolves protect "prompt", refusing a
+        prompt longer than B - W before any of it is fed."""
+        if self.prompt_len is not None:
+            return
+        if self.protect == "prompt":
+            try:
+                self.protected = resolve_protect("prompt", self.budget, self.interval, prompt_len)
+            except ValueError as e:
+                raise ValueError(f"foresightkv: {e}") from None
+        self.prompt_len = prompt_len
+
     def next_chunk_end(self) -> int:
         length = self.layers[0].length
         if length < self.budget:
@@ -319,11 +392,17 @@ class ForesightCache(Cache):
         return self.budget + ((length - self.budget) // self.interval + 1) * self.interval
 
     @torch.no_grad()
-    def prefill(self, model, input_ids: torch.Tensor):
+    def prefill(self, model, input_ids: torch.Tensor, prompt_len: Optional[int] = None):
         """Feeds input_ids [1, T] through the model in pieces that end at chunk ends (the schedule's
-        eviction points); returns the last logits [1, vocab]."""
+        eviction points); returns the last logits [1, vocab]. The first call tells the cache the
+        prompt's length (protect "prompt"): T, or `prompt_len` when input_ids is only the prompt's
+        start (as `generate` prefills all but the last token)."""
         if input_ids.dim() != 2 or input_ids.shape[0] != 1:
             raise ValueError(f"foresightkv: expected input_ids [1, T], got {list(input_ids.shape)} (batch size 1 only)")
+        if prompt_len is not None and prompt_len < input_ids.shape[1]:
+            raise ValueError(f"foresightkv: prompt_len {prompt_len} is shorter than the {input_ids.shape[1]} tokens fed")
+        if self.layers[0].length == 0:
+            self._begin_prompt(input_ids.shape[1] if prompt_len is None else prompt_len)
         done, logits = 0, None
         while done < input_ids.shape[1]:
             piece = min(input_ids.shape[1] - done, self.next_chunk_end() - self.layers[0].length)
@@ -345,7 +424,7 @@ class ForesightCache(Cache):
 
     def _decide(self, layer, keys, values, stats, cum, cum_decay, positions) -> torch.Tensor:
         if self.policy == "streaming_llm":
-            scores = (-positions.float()).masked_fill(positions < self.sinks, float("-inf"))
+            scores = -positions.float()  # older = more evictable; its sinks are `protect`
         elif self.policy == "h2o":
             scores = -cum.sum(-1)
         else:
@@ -355,6 +434,9 @@ class ForesightCache(Cache):
                                    s32 if recency else sm, cum, cum_decay], 2)  # [kv, B, 8, G]: statistic-major
             features = torch.cat([keys.float(), values.float(), stacked.flatten(2)], -1)
             scores = self.scorer.score(layer, features)
+        if self.protected is None:  # protect "prompt" with no prompt seen: nothing feeds the cache without one
+            raise RuntimeError("foresightkv: protect \"prompt\" but the prompt's length is not known")
+        scores = mask_protected(scores, self.protected)
         return sample_w(scores, self.interval, self.generator) if self.generator else top_w(scores, self.interval)
 
 
@@ -381,7 +463,9 @@ def _query_hook(cache_ref, index: int):
 
 def generate(model, input_ids, cache: ForesightCache, **kwargs):
     """`model.generate(input_ids, past_key_values=cache, **kwargs)` for one prompt, after prefilling
-    all but its last token through the schedule (cache.prefill), as the C++ decoder feeds a prompt."""
+    all but its last token through the schedule (cache.prefill), as the C++ decoder feeds a prompt.
+    The prompt is input_ids, whole: what the cache's protect "prompt" keeps (refused, before anything is
+    fed, when longer than B - W)."""
     ids = torch.as_tensor(input_ids, device=model.device)
     if ids.dim() == 1:
         ids = ids.unsqueeze(0)
@@ -389,6 +473,7 @@ def generate(model, input_ids, cache: ForesightCache, **kwargs):
         raise ValueError(f"foresightkv: batch size {ids.shape[0]} is not supported (one prompt at a time)")
     if cache.layers[0].length != 0:
         raise ValueError("foresightkv: the cache has been used; build a new ForesightCache per prompt")
+    cache._begin_prompt(ids.shape[1])  # protect "prompt": the whole prompt, checked before it is fed
     if ids.shape[1] > 1:
         cache.prefill(model, ids[:, :-1])
     kwargs.setdefault("attention_mask", torch.ones_like(ids))

@@ -85,7 +85,7 @@ def cmd_generate(a) -> None:
 
     transformers.logging.set_verbosity_error()  # stderr's last line stays the stats line, as foresight-model's
 
-    from .cache import ForesightCache, generate, stream_seed
+    from .cache import DEFAULT_PROTECT, ForesightCache, generate, parse_protect, resolve_protect, stream_seed
     from .export import load_scorer
 
     if a.max_new_tokens < 1:
@@ -111,6 +111,18 @@ def cmd_generate(a) -> None:
         check_schedule(budget, interval)
     except ValueError as e:
         raise UsageError(f"--budget/--interval: {e}") from None
+    # The messages are foresight-model generate's: a count is checked now, the prompt with each prompt,
+    # all before any prompt is decoded (generate/generation.cpp, cache/schedule.cpp).
+    try:
+        protect = parse_protect(a.protect)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    protect = DEFAULT_PROTECT.get(a.policy, 0) if protect is None else protect
+    if protect != "prompt":
+        try:
+            resolve_protect(protect, budget, interval)
+        except ValueError as e:
+            raise UsageError(f"--protect: {e}") from None
     config = json.loads((pathlib.Path(a.model) / "config.json").read_text())
     stop_ids = parse_stop_ids(a.stop_ids) if a.stop_ids is not None else default_stop_ids(a.model, config)
     prompts = read_prompts(a.prompts)
@@ -124,6 +136,11 @@ def cmd_generate(a) -> None:
         if limit and len(ids) + a.max_new_tokens > limit:
             raise UsageError(f'prompt "{pid}" has {len(ids)} tokens; with max new tokens {a.max_new_tokens} that is '
                              f"{len(ids) + a.max_new_tokens} positions, past the model's max_position_embeddings {limit}")
+        if protect == "prompt":
+            try:
+                resolve_protect(protect, budget, interval, len(ids))
+            except ValueError as e:
+                raise UsageError(f'prompt "{pid}": {e}') from None
 
     torch.set_num_threads(a.threads) if a.threads > 0 else None
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[a.dtype]
@@ -140,7 +157,7 @@ def cmd_generate(a) -> None:
         for k in range(a.num_samples):
             torch.manual_seed(stream_seed(a.seed, index, k, 1))  # tokens (temperature > 0): not the C++ draws
             cache = ForesightCache(model, a.policy, scorer if a.policy.startswith("foresight") else None,
-                                   budget, interval, sinks=a.sinks,
+                                   budget, interval, protect=protect,
                                    record_drops=a.record_drops, seed=stream_seed(a.seed, index, k, 2))
             try:
                 with torch.inference_mode():
@@ -193,7 +210,8 @@ def main(argv=None) -> int:
                         "per prompt and sample as foresight-model generate seeds them)")
     g.add_argument("--budget", type=int, help="B (default: the scorer's manifest)")
     g.add_argument("--interval", type=int, help="W (default: the scorer's manifest); B must be a multiple of W")
-    g.add_argument("--sinks", type=int, default=4, help="streaming_llm: first tokens always kept")
+    g.add_argument("--protect", help="first positions never dropped, inside B: a count N or 'prompt' (the whole "
+                                     "prompt); at most B - W (default: the policy's, 4 for streaming_llm's sinks, else 0)")
     g.add_argument("--stop-ids", help="ids that end a sample, e.g. 3,7, or none (default: the checkpoint's eos_token_id)")
     g.add_argument("--record-drops", action="store_true",
                    help='add "drop_positions": per eviction step, [layers][KV heads][W] positions dropped')

@@ -58,18 +58,28 @@ class ForesightPress(PrefillDecodingPress):
     - The pipeline is greedy only (`foresight_sampled` draws from the press's own generator, not the
       C++ runtime's per-prompt streams), batch size 1 (one question per context).
 
-    policy/budget/interval/sinks/seed are ForesightCache's; with record_drops, `drop_positions()`
+    policy/budget/interval/protect/seed are ForesightCache's; with record_drops, `drop_positions()`
     gives every eviction step's dropped absolute positions [steps][layers][kv_heads][W].
+
+    protect (DESIGN.md §2): None (the policy's default: 4 for streaming_llm, else 0), a count N, or
+    "prompt". The pipeline's prompt is the context and the question: it prefills the context in one
+    forward (the press's first, from position 0) and, entering the press again for decoding, feeds
+    the question in the next, so the prompt's length is known when the question arrives, before any
+    eviction (a prompt protected whole has at most B - W tokens, so none runs before). A context
+    longer than B - W is refused at once; a context and question longer than B - W at the question.
+    Under a single entry (`with press(model): model.generate(...)`), the first forward is the prompt.
     """
 
     scorer: Optional[Scorer] = None
     policy: str = "foresight"
     budget: Optional[int] = None
     interval: Optional[int] = None
-    sinks: int = 4
+    protect: "int | str | None" = None
     record_drops: bool = False
     seed: int = 0
     state: Optional[ForesightCache] = field(default=None, init=False, repr=False)
+    _entries: int = field(default=0, init=False, repr=False)  # times the press was entered (__call__)
+    _context: Optional[tuple] = field(default=None, init=False, repr=False)  # (tokens, entry) until its question
 
     def post_init_from_model(self, model):
         if self.state is None or self.state._model_id != id(model):
@@ -78,7 +88,7 @@ class ForesightPress(PrefillDecodingPress):
     def _fresh(self, model):
         # A ForesightCache checks the model, scorer and schedule and holds the per-layer state; its
         # query hooks are not needed here (the press computes the queries itself), so they go at once.
-        state = ForesightCache(model, self.policy, self.scorer, self.budget, self.interval, self.sinks,
+        state = ForesightCache(model, self.policy, self.scorer, self.budget, self.interval, self.protect,
                                self.record_drops, self.seed)
         state.close()
         state._model_id = id(model)
@@ -89,12 +99,12 @@ class ForesightPress(PrefillDecodingPress):
         hidden = kwargs["hidden_states"]
         cache = kwargs["past_key_values"]
         index, t = module.layer_idx, hidden.shape[1]
-        if t == 0:
-            return output
         if hidden.shape[0] != 1:
             raise ValueError(f"foresightkv: batch size {hidden.shape[0]} is not supported by ForesightPress")
-        if is_prefilling(kwargs["cache_position"], t) and index == 0:
-            self._fresh(self._model)  # a new context: the state starts over
+        if index == 0:
+            self._follow_prompt(t and is_prefilling(kwargs["cache_position"], t), t)
+        if t == 0:
+            return output
         layer = self.state.layers[index]
         cache_layer = cache.layers[index]
         if cache_layer.keys.shape[2] != layer.size() + t:
@@ -133,10 +143,30 @@ class ForesightPress(PrefillDecodingPress):
             output = (module.o_proj(attn), *output[1:])
         return output
 
+    def _follow_prompt(self, prefilling: bool, t: int):
+        """Called on each forward (layer 0) before its tokens are replayed: starts the state over on a
+        new context and tells it the prompt's length once known (the context, and the question when it
+        comes in a later entry of the press, as kvpress's pipeline feeds it)."""
+        state = self.state
+        if prefilling:
+            self._fresh(self._model)  # a new context: the state starts over
+            state = self.state
+            self._context = (t, self._entries)
+            limit = state.budget - state.interval
+            if state.protect == "prompt" and t > limit:
+                raise ValueError(f"foresightkv: protect prompt would keep the prompt, whose context alone is {t} tokens, "
+                                 f"more than budget - interval = {limit} (B {state.budget}, W {state.interval}), "
+                                 "which leaves fewer than W entries to evict")
+        elif self._context is not None:
+            context, entry = self._context
+            self._context = None
+            state._begin_prompt(context + t if self._entries != entry else context)
+
     def __call__(self, model):
         # kvpress's pipeline enters the press twice (prefill, then decoding); the state must live
         # through both, so exiting does not reset it (a new context does, in forward_hook).
         self.post_init_from_model(model)
+        self._entries += 1
         return super(PrefillDecodingPress, self).__call__(model)
 
     # -- what a run reports (as ForesightCache) ------------------------------------------------------

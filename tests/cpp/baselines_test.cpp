@@ -279,7 +279,9 @@ TEST(Registry, EveryPolicyUnderProtectKeepsTheProtectedAndDropsItsTopWOfTheRest)
 TEST(Schedule, ProtectIsParsedResolvedAndRefusedBeyondBMinusW) {
   EXPECT_EQ(Protect::parse("prompt"), (Protect{0, true}));
   EXPECT_EQ(Protect::parse("12"), (Protect{12, false}));
-  for (const char* bad : {"-1", "", "4x", "Prompt", "1.5"}) EXPECT_THROW(Protect::parse(bad), Error) << bad;
+  for (const char* bad : {"-1", "", "4x", "Prompt", "1.5", "+4", " 4", "99999999999999999999"}) {
+    EXPECT_THROW(Protect::parse(bad), Error) << bad;
+  }
   const EvictionSchedule s{32, 8};
   EXPECT_EQ(Protect::parse("prompt").resolve(s, 20, "t").protect, 20);
   EXPECT_EQ(Protect::parse("7").resolve(s, 20, "t").protect, 7);

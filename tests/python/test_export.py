@@ -209,3 +209,32 @@ def test_grpo_scorer_carries_its_sft_provenance(data, tmp_path):
     assert (p["stage"], p["step"], p["golden_sha256"]) == ("grpo", 1, golden_sha256)
     assert p["init_scorer_provenance"]["stage"] == "sft" and p["init_scorer_provenance"]["step"] == 2
     assert p["init_scorer_provenance"]["golden_sha256"] == golden_sha256
+
+
+def test_the_protect_a_scorer_trained_at_is_recorded_and_the_export_names_the_one_to_run_with(data, tmp_path):
+    """A golden file with the prompt protected trains SFT and GRPO at that protect (their checkpoints
+    say so); the export keeps it as trained_protect beside the protect to run with."""
+    model, golden, _ = data
+    protected = tmp_path / "protected.h5"
+    run("foresight-golden", "run", "--config", ROOT / "configs" / "golden" / "tiny.yaml", f"model={model}",
+        f"traces={golden.parent / 'model.jsonl'}", f"output={protected}", f"budget={BUDGET}", f"interval={INTERVAL}",
+        "protect=prompt")
+    run("foresight-train", "sft", "--config", SFT, f"model={model}", f"golden={protected}",
+        f"output_dir={tmp_path / 'sft'}", "max_steps=2")
+    run("foresight-train", "grpo", "--config", GRPO, f"model={model}", f"golden={protected}",
+        f"init_scorer={tmp_path / 'sft' / 'final'}", f"output_dir={tmp_path / 'grpo'}", "max_steps=1",
+        "per_step_traces=1", "num_generations=2")
+    for stage in ("sft", "grpo"):
+        assert json.loads((tmp_path / stage / "final" / "scorer.json").read_text())["protect"] == "prompt"
+        rows = [json.loads(line) for line in open(tmp_path / stage / "metrics.jsonl")]
+        assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
+    sft_rows = [json.loads(line) for line in open(tmp_path / "sft" / "metrics.jsonl")]
+    assert all(0 <= r["golden_overlap"] <= 1 for r in sft_rows if "golden_overlap" in r)
+    export(tmp_path / "grpo" / "final", tmp_path / "as-trained")
+    m = json.loads((tmp_path / "as-trained" / "manifest.json").read_text())
+    assert (m["protect"], m["trained_protect"]) == ("prompt", "prompt")
+    export(tmp_path / "grpo" / "final", tmp_path / "unprotected", "--protect", "0")
+    m = json.loads((tmp_path / "unprotected" / "manifest.json").read_text())
+    assert (m["protect"], m["trained_protect"]) == ("0", "prompt")
+    expect_error(export(tmp_path / "grpo" / "final", tmp_path / "bad", "--protect", "-3", check=False), "protect")
+    assert not (tmp_path / "bad").exists()

@@ -2,8 +2,9 @@
 qwen2, qwen3 and llama checkpoints with a scorer trained by `foresight-train sft` and exported by
 `foresight-export`, greedy generation through transformers with the package's cache equals
 `foresight-model generate --policy P --record-drops` token for token, with the same dropped positions
-at every step, for the learned scorer, StreamingLLM and H2O, on prompts shorter and longer than B.
-The cache never holds more than B + W entries per layer; bad exports and schedules are refused."""
+at every step, for the learned scorer, StreamingLLM and H2O, on prompts shorter and longer than B,
+and under DESIGN.md §2's protect (the whole prompt, or a count) for every policy of the package.
+The cache never holds more than B + W entries per layer; bad exports, schedules and protects are refused."""
 import hashlib
 import json
 import pathlib
@@ -122,6 +123,143 @@ def test_generation_equals_the_cpp_runtime_token_for_token_and_drop_for_drop(tra
         for step, (mine, theirs) in enumerate(zip(drops, want["drop_positions"])):
             assert mine == theirs, f"{where}: drops differ at eviction step {step}"
         assert cache.peak_entries == want["peak_cache_entries"] <= B + W, where
+
+
+PROTECTED_PROMPT_LENGTHS = [3, 7, B - W]  # protect "prompt" takes prompts of at most B - W tokens
+
+
+@pytest.fixture(scope="module")
+def short_prompts(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    traces = [{"id": f"s{n}", "input_ids": rng.integers(0, VOCAB, n).tolist()} for n in PROTECTED_PROMPT_LENGTHS]
+    return write_traces(tmp_path_factory.mktemp("short-prompts") / "prompts.jsonl", traces), traces
+
+
+def protected_count(protect, prompt):
+    return len(prompt) if protect == "prompt" else protect
+
+
+def lowest_drop(record):
+    return min(p for step in record["drop_positions"] for layer in step for head in layer for p in head)
+
+
+@pytest.mark.parametrize("protect", ["prompt", 9])
+@pytest.mark.parametrize("policy", ["foresight", "foresight_sampled", "streaming_llm", "h2o"])
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_protected_generation_equals_the_cpp_runtime_token_for_token_and_drop_for_drop(
+        trained, prompts, short_prompts, tmp_path, arch, policy, protect):
+    """DESIGN.md §2's protect, for every policy of the package: the whole prompt (prompts of at most
+    B - W tokens, the last exactly B - W) or the first 9 positions (prompts shorter than 9, and longer
+    than B, prefilled through the schedule), against `foresight-model generate --protect`. No dropped
+    position is protected, and the unprotected C++ run drops some of them (the protection binds)."""
+    t = trained[arch]
+    prompts_path, traces = short_prompts if protect == "prompt" else prompts
+    learned = policy.startswith("foresight")
+    checkpoint = t["checkpoint"] if learned else None
+    expected = cpp_generate(t["model"], prompts_path, tmp_path / "cpp.jsonl", policy, checkpoint,
+                            extra=("--stop-ids", "none", "--protect", protect))
+    unprotected = cpp_generate(t["model"], prompts_path, tmp_path / "cpp0.jsonl", policy, checkpoint,
+                               extra=("--stop-ids", "none", "--protect", 0))
+    model = hf_model(arch, t["model"])
+    scorer = load_scorer(t["export"], t["model"]) if learned else None
+    binding = 0
+    for index, trace in enumerate(traces):
+        want, count = expected[trace["id"]], protected_count(protect, trace["input_ids"])
+        seed = foresightkv.cache.stream_seed(0, index, 0, 2)  # foresight-model generate's drop stream (--seed 0)
+        with ForesightCache(model, policy, scorer, B, W, protect=protect, record_drops=True, seed=seed) as cache, \
+                torch.inference_mode():
+            got = foresightkv.generate(model, trace["input_ids"], cache, generation_config=greedy(NEW))[0].tolist()
+        where = f"{arch} {policy} protect {protect}, prompt of {len(trace['input_ids'])}"
+        assert cache.protected == count, where
+        assert got == want["input_ids"], f"{where}: first difference at {first_difference(got, want['input_ids'])}"
+        assert cache.evictions == want["evictions"] > 0, where
+        drops = cache.drop_positions()
+        assert len(drops) == len(want["drop_positions"]), where
+        for step, (mine, theirs) in enumerate(zip(drops, want["drop_positions"])):
+            assert mine == theirs, f"{where}: drops differ at eviction step {step}"
+        assert lowest_drop(want) >= count, f"{where}: a protected position was dropped"
+        assert cache.peak_entries == want["peak_cache_entries"] <= B + W, where
+        binding += lowest_drop(unprotected[trace["id"]]) < count
+    assert binding > 0, f"{arch} {policy} protect {protect}: no prompt would have lost a protected position"
+
+
+@pytest.mark.parametrize("policy, protect", [("foresight_sampled", "prompt"), ("h2o", "9"), ("streaming_llm", "0")])
+def test_cli_protect_writes_the_same_records_as_foresight_model_generate(trained, short_prompts, prompts, tmp_path,
+                                                                        capsys, policy, protect):
+    t = trained["qwen2"]
+    prompts_path = (short_prompts if protect == "prompt" else prompts)[0]
+    extra = ("--stop-ids", "none", "--protect", protect, "--num-samples", 2, "--seed", 3)
+    learned = policy.startswith("foresight")
+    cpp_generate(t["model"], prompts_path, tmp_path / "cpp.jsonl", policy, t["checkpoint"] if learned else None,
+                 extra=extra)
+    scorer = ["--scorer", str(t["export"])] if learned else []
+    assert fk_cli.main(["generate", "--model", str(t["model"]), *scorer, "--prompts", str(prompts_path), "--out",
+                        str(tmp_path / "py.jsonl"), "--max-new-tokens", str(NEW), "--temperature", "0", "--policy",
+                        policy, "--budget", str(B), "--interval", str(W), "--record-drops", "--threads", "1",
+                        *map(str, extra)]) == 0
+    cpp, py = read_jsonl(tmp_path / "cpp.jsonl"), read_jsonl(tmp_path / "py.jsonl")
+    assert len(py) == len(cpp) == 2 * 3
+    for mine, theirs in zip(py, cpp):
+        assert mine == theirs, f"{theirs['id']} sample {theirs['sample']}"
+    assert (tmp_path / "py.jsonl").read_bytes() == (tmp_path / "cpp.jsonl").read_bytes()
+    capsys.readouterr()
+
+
+def test_protect_refusals_name_the_prompt_length_and_the_limit(trained, short_prompts, tmp_path, capsys):
+    """Negative, junk and too-large counts are refused when the cache is built; a prompt longer than
+    B - W under protect "prompt" when it is fed (generate, prefill or a plain model.generate), before
+    any of it is; the CLI refuses each with foresight-model generate's own message."""
+    t = trained["qwen2"]
+    model = hf_model("qwen2", t["model"])
+    limit = B - W
+    for protect, message in [(-1, "protect is -1, expected 0, a count of first positions, or \"prompt\""),
+                             (limit + 1, f"protect {limit + 1} would keep the first {limit + 1} positions, more than "
+                                         f"budget - interval = {limit} \\(B {B}, W {W}\\)"),
+                             ("junk", 'protect is "junk", expected 0, a count of first positions, or "prompt"'),
+                             ("-2", 'protect is "-2", expected'), (2.5, "protect is 2.5, expected"),
+                             (True, "protect is True, expected")]:
+        with pytest.raises(ValueError, match=f"^foresightkv: {message}"):
+            ForesightCache(model, "h2o", budget=B, interval=W, protect=protect)
+    # The limit itself is accepted; the defaults are StreamingLLM's 4 sinks and 0 for the others.
+    for policy, protect, count in [("h2o", limit, limit), ("h2o", str(limit), limit), ("streaming_llm", None, 4),
+                                   ("h2o", None, 0), ("streaming_llm", 0, 0)]:
+        with ForesightCache(model, policy, budget=B, interval=W, protect=protect) as cache:
+            assert cache.protected == count, (policy, protect)
+    long = list(range(1, limit + 2))
+    refusal = f"^foresightkv: protect prompt would keep its prompt of {limit + 1} tokens, more than budget - interval = {limit}"
+    with ForesightCache(model, "h2o", budget=B, interval=W, protect="prompt") as cache, torch.inference_mode():
+        assert cache.protected is None
+        with pytest.raises(ValueError, match=refusal):
+            foresightkv.generate(model, long, cache, generation_config=greedy(2))
+        assert cache.layers[0].length == 0 and cache.protected is None
+        with pytest.raises(ValueError, match=refusal):
+            cache.prefill(model, torch.tensor([long]))
+        with pytest.raises(ValueError, match=refusal):
+            cache.prefill(model, torch.tensor([long[:3]]), prompt_len=len(long))
+        with pytest.raises(ValueError, match=refusal):
+            model.generate(torch.tensor([long]), past_key_values=cache, generation_config=greedy(2))
+        assert cache.layers[0].length == 0
+    # A plain model.generate: the first forward is the prompt.
+    with ForesightCache(model, "h2o", budget=B, interval=W, protect="prompt") as cache, torch.inference_mode():
+        model.generate(torch.tensor([long[:5]]), past_key_values=cache, generation_config=greedy(2))
+        assert cache.protected == 5
+
+    # The CLI: foresight-model generate's error line, for each refusal, and no output.
+    bad = write_traces(tmp_path / "bad.jsonl", [*short_prompts[1], {"id": "long", "input_ids": long}])
+    for protect, prompts_path in [("-1", short_prompts[0]), ("x", short_prompts[0]), ("4x", short_prompts[0]),
+                                  (str(limit + 1), short_prompts[0]), ("prompt", bad)]:
+        args = ["--model", t["model"], "--prompts", prompts_path, "--max-new-tokens", 4, "--policy", "h2o",
+                "--budget", B, "--interval", W, "--protect", protect]
+        cpp = run("foresight-model", "generate", *args, "--out", tmp_path / "cpp.jsonl", check=False)
+        assert cpp.returncode != 0 and not (tmp_path / "cpp.jsonl").exists(), cpp.stderr
+        capsys.readouterr()
+        assert fk_cli.main(["generate", *map(str, args), "--out", str(tmp_path / "py.jsonl")]) == 1
+        assert not (tmp_path / "py.jsonl").exists()
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err == cpp.stderr.strip().splitlines()[-1], protect
+        assert err.startswith("error: ")
+    assert err == (f'error: prompt "long": protect prompt would keep its prompt of {limit + 1} tokens, more than '
+                   f"budget - interval = {limit} (B {B}, W {W}), which leaves fewer than W entries to evict")
 
 
 def test_cli_writes_the_same_records_as_foresight_model_generate(trained, prompts, tmp_path, capsys):

@@ -7,7 +7,9 @@ kvpress prefills a context in one forward and its hooks run after the attention;
 the schedule over such a piece and recomputes its attention over the survivors. The agreement is
 measured, printed (pytest -s) and bounded below by what was measured: identical generated tokens,
 identical drop sets per (eviction step, layer, KV head), identical kept sets at the end. (Without the recomputed attention, the press's tokens agree 0.36 of
-the time and its drop sets 0.84: the contexts longer than B diverge within a few tokens.)"""
+the time and its drop sets 0.84: the contexts longer than B diverge within a few tokens.) Under
+protect "prompt" (a prompt of at most B - W tokens, which crosses no eviction) the press equals the
+C++ runtime exactly."""
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,9 @@ from foresightkv.press import ForesightPress  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
 from transformers import DynamicCache, PreTrainedTokenizerFast, pipeline  # noqa: E402
 
-from test_foresightkv import ARCHS, B, VOCAB, W, greedy, hf_model, train_and_export  # noqa: E402
+from conftest import write_traces  # noqa: E402
+from test_foresightkv import (ARCHS, B, VOCAB, W, cpp_generate, first_difference, greedy, hf_model,  # noqa: E402
+                              train_and_export)
 
 NEW = 120  # 30 eviction steps after a context of B
 CONTEXTS = [5, 23, 40]  # prompt lengths: shorter than B; longer, ending mid-chunk; crossing several evictions
@@ -125,3 +129,59 @@ def test_kvpress_cache_holds_at_most_b_plus_w_entries_between_forwards(trained):
     # resets on a new context's prefill, not on exit).
     drops = press.drop_positions()
     assert run_press(pipe, press, list(range(3, 43))) == got and press.drop_positions() == drops
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_the_press_under_protect_prompt_equals_the_cpp_runtime(trained, tmp_path, arch):
+    """protect "prompt" in kvpress's pipeline: the prompt is the context and the question (the 12-token
+    prompt's question is its last 3 tokens, so protecting the context alone would leave 3 of its
+    positions to drop). A prompt of at most B - W tokens crosses no eviction, so the press's tokens and
+    drops equal `foresight-model generate --protect prompt`'s exactly, and no prompt position is dropped."""
+    t = trained[arch]
+    model = hf_model(arch, t["model"])
+    scorer = load_scorer(t["export"], t["model"])
+    pipe = pipeline("kv-press-text-generation", model=model, tokenizer=word_tokenizer())
+    rng = np.random.default_rng(6)
+    traces = [{"id": f"q{n}", "input_ids": rng.integers(0, VOCAB, n).tolist()} for n in (5, B - W)]
+    prompts_path = write_traces(tmp_path / "prompts.jsonl", traces)
+    for policy in POLICIES:
+        expected = cpp_generate(t["model"], prompts_path, tmp_path / f"{policy}.jsonl", policy,
+                                t["checkpoint"] if policy == "foresight" else None, new=NEW,
+                                extra=("--stop-ids", "none", "--protect", "prompt"))
+        for trace in traces:
+            prompt, want = trace["input_ids"], expected[trace["id"]]
+            press = ForesightPress(scorer=scorer if policy == "foresight" else None, policy=policy, budget=B,
+                                   interval=W, protect="prompt", record_drops=True)
+            got = run_press(pipe, press, prompt, question=3 if len(prompt) == B - W else 1)
+            where = f"{arch} {policy} prompt of {len(prompt)}"
+            assert press.state.protected == len(prompt), where
+            assert prompt + got == want["input_ids"], f"{where}: first difference at {first_difference(prompt + got, want['input_ids'])}"
+            mine, theirs = press.drop_positions(), want["drop_positions"]
+            # The press evicts right after the forward that completes a chunk: one step more at a chunk end.
+            assert len(mine) - len(theirs) in (0, 1) and len(theirs) >= 20, where
+            assert mine[:len(theirs)] == theirs, where
+            assert min(p for step in mine for layer in step for head in layer for p in head) >= len(prompt), where
+            assert press.peak_entries <= B + W
+
+
+def test_the_press_refuses_a_protected_prompt_longer_than_b_minus_w(trained):
+    t = trained["qwen2"]
+    model = hf_model("qwen2", t["model"])
+    pipe = pipeline("kv-press-text-generation", model=model, tokenizer=word_tokenizer())
+    limit = B - W
+    # The context fits, the context and its question do not: refused when the question comes.
+    press = ForesightPress(policy="h2o", budget=B, interval=W, protect="prompt")
+    with pytest.raises(ValueError, match=f"protect prompt would keep its prompt of {limit + 1} tokens, more than "
+                                         f"budget - interval = {limit}"):
+        run_press(pipe, press, list(range(1, limit + 2)), question=2)
+    assert press.evictions == 0
+    # A context longer than B (it would evict during its own forward): refused at once.
+    press = ForesightPress(policy="h2o", budget=B, interval=W, protect="prompt")
+    with pytest.raises(ValueError, match=f"whose context alone is {B + 3} tokens, more than budget - interval = {limit}"):
+        run_press(pipe, press, list(range(1, B + 5)))
+    assert press.evictions == 0
+    for protect, message in [(-1, "protect is -1"), (limit + 1, f"protect {limit + 1} would keep the first {limit + 1} "
+                                                              f"positions, more than budget - interval = {limit}"),
+                             ("all", 'protect is "all"')]:
+        with pytest.raises(ValueError, match=message):
+            run_press(pipe, ForesightPress(policy="h2o", budget=B, interval=W, protect=protect), list(range(1, 6)))
