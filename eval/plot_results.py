@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Plots a `foresight-eval` sweep: one PNG per metric, the metric against the budget B, one line
-per policy (the learned ones drawn thicker). Reads OUTPUT_DIR/results.json, writes
+per policy (the learned ones drawn thicker, a protect variant NAME+prompt or NAME+N dashed in its
+policy's colour; a skipped cell, whose budget cannot hold what it protects, left out). Reads OUTPUT_DIR/results.json, writes
 OUTPUT_DIR/plots/<metric>.png. A generation-mode sweep gets plots/accuracy.png (with standard
 error bars, the full cache as a horizontal line in its standard-error band) and plots/mean_length.png;
 its rows name the budget `B` and the interval `W`, the teacher-forced sweep's `budget` and `interval`.
@@ -47,8 +48,13 @@ def main():
     metrics = GENERATION_METRICS if "accuracy" in rows[0] else METRICS
     for metric, label in metrics.items():
         fig, ax = plt.subplots(figsize=(6, 4))
-        for i, policy in enumerate(dict.fromkeys(r["policy"] for r in rows)):
-            mine = [r for r in rows if r["policy"] == policy and r[metric] is not None]
+        policies = list(dict.fromkeys(r["policy"] for r in rows))
+        bases = list(dict.fromkeys(p.split("+")[0] for p in policies))
+        for policy in policies:
+            # A skipped cell (its budget cannot hold what it protects) has no metrics.
+            mine = [r for r in rows if r["policy"] == policy and r.get(metric) is not None]
+            # A protect variant (NAME+prompt, NAME+N) keeps its policy's colour, dashed.
+            base, variant = policy.split("+")[0], "+" in policy
             width = 2.5 if policy.startswith("foresight") else 1.2
             if mine and budget(mine[0]) is None:  # the full cache: the level to reach, ± s.e. as a band
                 value, se = mine[0][metric], error(mine[0], metric)
@@ -59,7 +65,7 @@ def main():
             if points:
                 budgets, values, errors = zip(*points)
                 ax.errorbar(budgets, values, yerr=errors, marker="o", capsize=3, label=policy, linewidth=width,
-                            color=f"C{i}")
+                            color=f"C{bases.index(base) % 10}", linestyle="--" if variant else "-")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("budget B (cache entries kept)")
         ax.set_ylabel(label)

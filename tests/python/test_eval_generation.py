@@ -229,6 +229,9 @@ def test_protect_variants_run_every_policy_under_each_value_and_skip_what_a_budg
         want = [r["input_ids"] for r in read_jsonl(tmp_path / f"{name}.jsonl")]
         got = [r["input_ids"] for r in read_jsonl(out / "runs" / name / "B32_W4" / "generations.jsonl")]
         assert got == want, name
+    # The plot draws the variants and leaves the skipped cells out.
+    subprocess.run([sys.executable, ROOT / "eval" / "plot_results.py", out], check=True, capture_output=True)
+    assert (out / "plots" / "accuracy.png").stat().st_size > 0
     expect_error(evaluate(model, problems, tmp_path / "bad", "protect=[all]", check=False),
                  'key "protect" has "all", expected default')
 

@@ -102,6 +102,18 @@ def first_difference(a, b):
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
+def assert_same_run(cache, got, want, where):
+    """The package's generation (`got`, its cache) is the C++ runtime's record `want`: the tokens, every
+    eviction step's dropped positions, and the peak cache size."""
+    assert got == want["input_ids"], f"{where}: first difference at {first_difference(got, want['input_ids'])}"
+    assert cache.evictions == want["evictions"] > 0, where
+    drops = cache.drop_positions()
+    assert len(drops) == len(want["drop_positions"]), where
+    for step, (mine, theirs) in enumerate(zip(drops, want["drop_positions"])):
+        assert mine == theirs, f"{where}: drops differ at eviction step {step}"
+    assert cache.peak_entries == want["peak_cache_entries"] <= B + W, where
+
+
 @pytest.mark.parametrize("policy", ["foresight", "streaming_llm", "h2o"])
 @pytest.mark.parametrize("arch", list(ARCHS))
 def test_generation_equals_the_cpp_runtime_token_for_token_and_drop_for_drop(trained, prompts, tmp_path, arch, policy):
@@ -115,14 +127,7 @@ def test_generation_equals_the_cpp_runtime_token_for_token_and_drop_for_drop(tra
         want = expected[trace["id"]]
         with ForesightCache(model, policy, scorer, B, W, record_drops=True) as cache, torch.inference_mode():
             got = foresightkv.generate(model, trace["input_ids"], cache, generation_config=greedy(NEW))[0].tolist()
-        where = f"{arch} {policy} prompt of {len(trace['input_ids'])}"
-        assert got == want["input_ids"], f"{where}: first difference at {first_difference(got, want['input_ids'])}"
-        assert cache.evictions == want["evictions"] > 0, where
-        drops = cache.drop_positions()
-        assert len(drops) == len(want["drop_positions"]), where
-        for step, (mine, theirs) in enumerate(zip(drops, want["drop_positions"])):
-            assert mine == theirs, f"{where}: drops differ at eviction step {step}"
-        assert cache.peak_entries == want["peak_cache_entries"] <= B + W, where
+        assert_same_run(cache, got, want, f"{arch} {policy} prompt of {len(trace['input_ids'])}")
 
 
 PROTECTED_PROMPT_LENGTHS = [3, 7, B - W]  # protect "prompt" takes prompts of at most B - W tokens
@@ -171,14 +176,8 @@ def test_protected_generation_equals_the_cpp_runtime_token_for_token_and_drop_fo
             got = foresightkv.generate(model, trace["input_ids"], cache, generation_config=greedy(NEW))[0].tolist()
         where = f"{arch} {policy} protect {protect}, prompt of {len(trace['input_ids'])}"
         assert cache.protected == count, where
-        assert got == want["input_ids"], f"{where}: first difference at {first_difference(got, want['input_ids'])}"
-        assert cache.evictions == want["evictions"] > 0, where
-        drops = cache.drop_positions()
-        assert len(drops) == len(want["drop_positions"]), where
-        for step, (mine, theirs) in enumerate(zip(drops, want["drop_positions"])):
-            assert mine == theirs, f"{where}: drops differ at eviction step {step}"
+        assert_same_run(cache, got, want, where)
         assert lowest_drop(want) >= count, f"{where}: a protected position was dropped"
-        assert cache.peak_entries == want["peak_cache_entries"] <= B + W, where
         binding += lowest_drop(unprotected[trace["id"]]) < count
     assert binding > 0, f"{arch} {policy} protect {protect}: no prompt would have lost a protected position"
 
