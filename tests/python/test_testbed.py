@@ -167,5 +167,7 @@ def test_claim_judges_against_the_best_heuristic_over_every_protect_variant(tmp_
     assert "foresight+prompt at B 32 0.930 ± 0.030 vs the best heuristic at B 64, random+prompt, 0.900 ± 0.030: " \
            "tie within the combined s.e. 0.042" in out
     assert "claim at B 32: foresight at B 16" not in out  # no learned row at B 16
+    assert "at equal budget B 32: foresight 0.800 ± 0.040 vs the best heuristic at B 32, random+prompt, 0.600 ± 0.050: " \
+           "holds (by 0.200, combined s.e. 0.064)" in out
     assert "skipped" in next(line for line in out.splitlines() if line.startswith("random+prompt"))
     assert "SFT+GRPO >= SFT for foresight at 1 of 2 budgets (mean accuracy 0.875 vs 0.830)" in out
