@@ -12,6 +12,13 @@ import pytest
 from conftest import BIN, ROOT, init_model, run, write_traces
 
 
+def default_signals():
+    """In the child: SIGINT as a terminal would deliver it. A shell that starts the suite in the
+    background (`cmd &`) sets SIGINT to ignored, and children inherit that, so a SIGINT would go
+    unnoticed and the command finish normally."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for(predicate, proc, timeout=60):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -30,7 +37,7 @@ def test_score_stopped_by_a_signal_leaves_no_temporary(tiny_model, tmp_path, sig
 
     out = tmp_path / "scores.jsonl"
     proc = subprocess.Popen([str(BIN / "foresight-model"), "score", "--model", str(tiny_model), "--traces",
-                             str(traces), "--out", str(out)], stderr=subprocess.DEVNULL)
+                             str(traces), "--out", str(out)], stderr=subprocess.DEVNULL, preexec_fn=default_signals)
     wait_for(lambda: any(tmp_path.glob("scores.jsonl.tmp-*")), proc)
     time.sleep(0.2)
     assert proc.poll() is None, "score finished before the signal: give it more traces"
@@ -53,7 +60,7 @@ def test_golden_run_stopped_by_a_signal_is_readable_and_resumes(tmp_path, sig):
     subprocess.run(cmd + [f"output={full}"], check=True, capture_output=True)
 
     out = tmp_path / "stopped.h5"
-    proc = subprocess.Popen(cmd + [f"output={out}"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd + [f"output={out}"], stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     for line in proc.stderr:
         if " trace t" in line:  # the first trace is written: stop during the next ones
             proc.send_signal(sig)
