@@ -23,8 +23,8 @@ schedule of DESIGN.md §2, and writes output_dir/results.csv, output_dir/results
 folder per policy and budget under output_dir/runs/ (a rerun skips the folders already done).
 Prints a Markdown table. Plots: python eval/plot_results.py output_dir.
 Config keys (configs/eval/tiny.yaml documents each): mode, model, golden, output_dir, scorer,
-device, dtype, policies, budgets, interval, max_traces, reward.threshold, reward.exclude_fraction,
-seed, expect_model.*.
+device, dtype, policies, budgets, interval, protect, max_traces, reward.threshold,
+reward.exclude_fraction, seed, expect_model.*.
 
 mode: generation decodes samples of every problem (JSONL: id, input_ids, answer_ids,
 answer_prefix_ids?) with the full cache and with every listed policy at every listed budget
@@ -32,8 +32,13 @@ answer_prefix_ids?) with the full cache and with every listed policy at every li
 averaged over samples, with its standard error), mean length, evictions and wall time per cell:
 the same files, plus runs/<policy>/<cell>/generations.jsonl. Prints a Markdown table.
 Config keys (configs/eval/generation_tiny.yaml documents each): mode, model, problems,
-output_dir, scorer, device, dtype, policies, budgets, interval, samples, temperature, top_p,
-top_k, max_new_tokens, stop_ids, max_problems, seed, expect_model.*.
+output_dir, scorer, device, dtype, policies, budgets, interval, protect, samples, temperature,
+top_p, top_k, max_new_tokens, stop_ids, max_problems, seed, expect_model.*.
+
+protect (both modes): a value or a list, each default (the policy's own: 4 for streaming_llm's
+sinks, else 0), a count N or prompt. Every policy runs under each; a variant is named NAME+N or
+NAME+prompt, and a cell whose budget cannot hold what it protects (more than B - W) is skipped,
+with the reason in results.csv.
 
 Policies:
 )";

@@ -2,7 +2,7 @@
 # The main job, end to end, on the shipped testbed model (experiments/testbed/): install what is
 # missing, build, sample the model's own reasoning traces on training problems, then golden -> SFT
 # -> GRPO, then the answer accuracy of every policy on held-out problems while generating under a
-# budget, and the teacher-forced metrics beside it. About 9 minutes on 2 cores after the build.
+# budget, and the teacher-forced metrics beside it. About 10 minutes on 2 cores after the build.
 #   FORESIGHT_DEMO_DIR       outputs (default build/demo; replaced on every run)
 #   FORESIGHT_DEMO_PROBLEMS  held-out problems in the accuracy sweep (default 64)
 #   FORESIGHT_DEMO_PROTECT   the protect the scorer is trained at (golden's `protect`: 0 or prompt; default 0).
