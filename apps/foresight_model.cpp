@@ -241,8 +241,7 @@ void cmd_generate(int argc, char** argv) {
   for (const Trace& p : prompts) {
     check_prompt_fits(c, p.id, p.input_ids, options.max_new_tokens);
     if (eviction) {  // a protected prompt longer than B - W is refused before any prompt is decoded
-      eviction->protect.value_or(find_policy(eviction->policy).default_protect)
-          .resolve(eviction->schedule, static_cast<int64_t>(p.input_ids.size()), "prompt \"" + p.id + "\"");
+      protect_of(*eviction).resolve(eviction->schedule, static_cast<int64_t>(p.input_ids.size()), "prompt \"" + p.id + "\"");
     }
   }
   JsonlWriter out(new_output(r, "prompts"));

@@ -88,8 +88,8 @@ std::vector<PolicyVariant> parse_variants(const Config& c, const std::vector<std
     for (const std::optional<Protect>& v : values) {
       const Protect protect = v.value_or(preset.default_protect);
       const std::string variant = variant_name(preset, protect);
-      const bool listed = std::any_of(variants.begin(), variants.end(), [&](const PolicyVariant& x) { return x.name == variant; });
-      if (!listed) variants.push_back({name, protect, variant});
+      const auto same = [&](const PolicyVariant& x) { return x.name == variant; };
+      if (std::none_of(variants.begin(), variants.end(), same)) variants.push_back({name, protect, variant});
     }
   }
   return variants;

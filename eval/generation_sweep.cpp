@@ -61,7 +61,7 @@ std::string cell_config(const GenerationEvalConfig& cfg, const Cell& c, const Ta
   s << "mode: generation\npolicy: " << c.policy << "\n";
   if (c.eviction) {
     s << "budget: " << c.eviction->schedule.budget << "\ninterval: " << c.eviction->schedule.interval
-      << "\nprotect: " << (c.eviction->protect ? c.eviction->protect->text() : "default") << "\n";
+      << "\nprotect: " << protect_of(*c.eviction).text() << "\n";
     if (c.eviction->scorer) s << "scorer: \"" << cfg.scorer << "\"\n";
   }
   s << "model: " << cfg.model << "\ndtype: " << c10::toString(cfg.runtime.dtype) << "\nproblems: " << cfg.problems
@@ -100,7 +100,7 @@ nlohmann::json metrics_json(const Cell& c, const Tally& t, double seconds) {
   return {{"policy", c.policy},
           {"B", c.eviction ? nlohmann::json(c.eviction->schedule.budget) : nlohmann::json(nullptr)},
           {"W", c.eviction ? nlohmann::json(c.eviction->schedule.interval) : nlohmann::json(nullptr)},
-          {"protect", c.eviction ? nlohmann::json(c.eviction->protect->text()) : nlohmann::json(nullptr)},
+          {"protect", c.eviction ? nlohmann::json(protect_of(*c.eviction).text()) : nlohmann::json(nullptr)},
           {"accuracy", t.accuracy()},
           {"stderr", t.accuracy_se()},
           {"mean_length", per_sample(t.new_tokens)},
@@ -292,7 +292,7 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
                    static_cast<long long>(c.eviction->schedule.budget),
                    static_cast<long long>(c.eviction->schedule.interval), c.skipped.c_str());
       rows[i] = {{"policy", c.policy}, {"B", c.eviction->schedule.budget}, {"W", c.eviction->schedule.interval},
-                 {"protect", c.eviction->protect->text()}, {"skipped", c.skipped}};
+                 {"protect", protect_of(*c.eviction).text()}, {"skipped", c.skipped}};
       ++skipped;
     } else if (cell_is_done(c.dir, cell_config(cfg, c, task))) {
       rows[i] = nlohmann::json::parse(read_text(cells[i].dir / "result.json"));

@@ -31,7 +31,7 @@ namespace {
 struct Cell {
   const PolicyPreset* preset;
   PolicyVariant variant;
-  EvictionSchedule schedule;  // protect resolved per trace (protected_schedule)
+  EvictionSchedule schedule;  // schedule.protect unset: variant.protect is resolved per trace
   fs::path dir;
 };
 
@@ -39,8 +39,8 @@ struct Cell {
 std::string cell_config(const EvalConfig& cfg, const Cell& c, const std::vector<std::string>& traces) {
   std::ostringstream s;
   s << "policy: " << c.preset->name << "\nbudget: " << c.schedule.budget << "\ninterval: " << c.schedule.interval
-    << "\nprotect: " << c.variant.protect.text() << "\nmodel: " << cfg.model << "\ngolden: " << cfg.golden << "\nscorer: \"" << cfg.scorer << "\"\ntraces: "
-    << traces.size() << "\nreward_threshold: " << cfg.reward.threshold
+    << "\nprotect: " << c.variant.protect.text() << "\nmodel: " << cfg.model << "\ngolden: " << cfg.golden
+    << "\nscorer: \"" << cfg.scorer << "\"\ntraces: " << traces.size() << "\nreward_threshold: " << cfg.reward.threshold
     << "\nreward_exclude_fraction: " << cfg.reward.exclude_fraction << "\nseed: " << cfg.seed << "\n";
   return s.str();
 }

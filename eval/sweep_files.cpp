@@ -52,11 +52,10 @@ std::string protect_refusal(const Protect& protect, const EvictionSchedule& sche
                             const std::vector<std::string>& ids, const std::vector<std::optional<int64_t>>& prompt_lens,
                             const std::string& source) {
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    const std::string what = source + ": " + ids[i];
-    if (protect.prompt && !prompt_lens[i]) protect.resolve(schedule, prompt_lens[i], what);  // throws: refused
     try {
-      protect.resolve(schedule, prompt_lens[i], what);
+      protect.resolve(schedule, prompt_lens[i], source + ": " + ids[i]);
     } catch (const Error& e) {
+      if (protect.prompt && !prompt_lens[i]) throw;  // no prompt length: the sweep is refused, not the cell
       return e.what();
     }
   }

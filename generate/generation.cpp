@@ -67,8 +67,12 @@ void check_generation_options(const ModelConfig& config, const GenerationOptions
   if (preset.needs_scorer && !eviction->scorer) {
     throw Error("policy " + preset.name + " needs a trained scorer: --scorer DIR");
   }
-  const Protect protect = eviction->protect.value_or(preset.default_protect);
+  const Protect protect = protect_of(*eviction);
   if (!protect.prompt) protect.resolve(s, std::nullopt, "--protect");
+}
+
+Protect protect_of(const EvictionOptions& eviction) {
+  return eviction.protect.value_or(find_policy(eviction.policy).default_protect);
 }
 
 std::vector<int64_t> default_stop_ids(const std::string& model_dir, const ModelConfig& config) {
@@ -127,9 +131,8 @@ std::vector<Generation> generate(const Transformer& model, const std::vector<int
   std::unique_ptr<KVCache> full;
   if (eviction) {
     const PolicyPreset& preset = find_policy(eviction->policy);
-    const EvictionSchedule schedule = eviction->protect.value_or(preset.default_protect)
-                                          .resolve(eviction->schedule, static_cast<int64_t>(prompt.size()),
-                                                   "prompt " + std::to_string(prompt_index));
+    const EvictionSchedule schedule = protect_of(*eviction).resolve(
+        eviction->schedule, static_cast<int64_t>(prompt.size()), "prompt " + std::to_string(prompt_index));
     std::vector<DropDecider*> raw;
     for (int64_t k = 0; k < n; ++k) {
       PolicyInputs inputs;

@@ -47,6 +47,9 @@ struct Generation {
   std::vector<at::Tensor> drop_positions;
 };
 
+// The protect `eviction` runs with: its own, else its policy's default.
+Protect protect_of(const EvictionOptions& eviction);
+
 // Throws, naming the option, unless num_samples >= 1, max_new_tokens >= 1, stop ids lie in the
 // vocabulary and the sampling options are valid; and, for eviction, unless the schedule is valid
 // and the policy is known and usable at decode time (not golden; a scorer where one is needed), and

@@ -17,8 +17,8 @@ struct ScorerSpec {
   int64_t group = 1;  // query heads per KV head
   FeatureSet features = FeatureSet::Recency;
   EvictionSchedule schedule;  // budget and interval trained at (schedule.protect unused)
-  int64_t hidden = 16;
   Protect protect;            // DESIGN.md §2's protect trained at: recorded, not required when applied
+  int64_t hidden = 16;
 
   int64_t input_dim() const { return feature_dim(base_model.head_dim, group); }
 };

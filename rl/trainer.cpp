@@ -104,7 +104,7 @@ void run_grpo(const GrpoConfig& cfg) {
   check_feature_set(cfg.features, base.checkpoint.config.group_size());
   check_trace_lengths(golden, cfg);
   const EvictionSchedule schedule = golden.header().schedule;
-  const ScorerSpec spec{base.fingerprint, base.checkpoint.config.group_size(), cfg.features, schedule, 16,
+  const ScorerSpec spec{base.fingerprint, base.checkpoint.config.group_size(), cfg.features, schedule,
                         golden.header().protect};
   LearnedScorer reference = LearnedScorer::load(cfg.init_scorer, spec);
   const std::string init_provenance = LearnedScorer::read_provenance(cfg.init_scorer);

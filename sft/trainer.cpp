@@ -95,7 +95,7 @@ void run_sft(const SftConfig& cfg) {
   const fs::path out_dir(cfg.output_dir);
   if (writer) fs::create_directories(out_dir);
   const Transformer model(ckpt, cfg.runtime);
-  const ScorerSpec spec{model_fp, ckpt.config.group_size(), cfg.features, golden.header().schedule, 16,
+  const ScorerSpec spec{model_fp, ckpt.config.group_size(), cfg.features, golden.header().schedule,
                         golden.header().protect};
   const auto saved = list_checkpoints(out_dir);
   const int64_t start = saved.empty() ? 0 : saved.back().first;

@@ -66,17 +66,19 @@ def test_protect_variants_name_their_rows_replay_the_oracle_and_skip_what_does_n
     left out; protect 60 exceeds B - W = 56 at B 64 and is skipped with its reason in the table."""
     model, golden, _ = data
     out = tmp_path / "out"
-    proc = evaluate(model, golden, out, "policies=[golden, h2o]", "budgets=[64, 128]", "max_traces=2",
+    proc = evaluate(model, golden, out, "policies=[golden, random]", "budgets=[64, 128]", "max_traces=2",
                     "protect=[default, prompt, 60]")
     rows = json.loads((out / "results.json").read_text())
     assert [(r["policy"], r["budget"]) for r in rows if "skipped" not in r] == [
-        ("golden", 64), ("h2o", 64), ("h2o", 128), ("h2o+prompt", 64), ("h2o+prompt", 128), ("h2o+60", 128)]
-    assert [(r["policy"], r["budget"]) for r in rows if "skipped" in r] == [("h2o+60", 64)]
+        ("golden", 64), ("random", 64), ("random", 128), ("random+prompt", 64), ("random+prompt", 128),
+        ("random+60", 128)]
+    assert [(r["policy"], r["budget"]) for r in rows if "skipped" in r] == [("random+60", 64)]
     assert "protect 60 would keep the first 60 positions, more than budget - interval = 56" in rows[-1]["skipped"]
     assert "skipping golden+prompt at B 64, W 8" in proc.stderr and "protect 0 (record it with keep_attention" in proc.stderr
-    # Protecting the first positions changes what h2o keeps.
+    # Protecting the first positions changes what random eviction keeps at the same budget (H2O, whose
+    # accumulated attention favours old entries, keeps positions 0-59 here anyway: its rows are equal).
     by = {(r["policy"], r["budget"]): r for r in rows}
-    assert by[("h2o", 64)]["mean_nll_increase"] != by[("h2o+60", 128)]["mean_nll_increase"]
+    assert by[("random", 128)]["mean_nll_increase"] != by[("random+60", 128)]["mean_nll_increase"]
     # Recorded with the attention, the oracle is replayed under the protect: it matches itself exactly.
     kept = tmp_path / "kept.h5"
     run("foresight-golden", "run", "--config", ROOT / "configs" / "golden" / "tiny.yaml", f"model={model}",
