@@ -3,6 +3,7 @@
 at B/2 against the best heuristic at B, and SFT+GRPO against SFT.
 
     claim.py GRPO_SWEEP_DIR [SFT_SWEEP_DIR]
+    claim.py --seeds DEMO_DIR DEMO_DIR ...     # scripts/demo.sh outputs of one pipeline under several seeds
 
 GRPO_SWEEP_DIR holds the full cache, the heuristics and the SFT+GRPO scorer (`foresight`,
 `foresight_sampled`), each possibly under protect variants (`NAME+prompt`, `NAME+N`); SFT_SWEEP_DIR,
@@ -12,6 +13,13 @@ every B whose half was also swept, whether the headline holds against the best h
 maximum over every heuristic under every protect value; then the same comparison at equal budget. It holds when the learned scorer is above
 by more than the combined standard error, ties within it, and fails below it. Exits 0 either way: it
 reports, it does not judge.
+
+With --seeds, each DEMO_DIR holds accuracy/ (the SFT+GRPO sweep) and accuracy-sft/, from one seed of
+the pipeline (trace sampling, SFT, GRPO) on the same held-out problems. A cell is then the mean over
+seeds ± their standard deviation, beside the per-problem standard error (the mean of the seeds'). The
+seeds share the problems, so averaging does not shrink the problem-sampling error: the mean's
+standard error is sqrt(s.e.^2 + s.d.^2 / seeds), and that is what the verdicts use. Cells that differ
+between seeds only by a seed are averaged alike; deterministic ones (the heuristics) come out with s.d. 0.
 """
 import argparse
 import json
@@ -39,28 +47,44 @@ def judge(mine, theirs, best, b):
 
 
 def cell(r):
-    return f"{'skipped':>16}" if "skipped" in r else f"{r['accuracy']:>9.3f} ± {r['stderr']:.3f}"
+    if "skipped" in r:
+        return f"{'skipped':>16}"
+    if "sd" in r:
+        return f"{r['accuracy']:>9.3f} ± {r['sd']:.3f} s.d. (s.e. {r['problem_stderr']:.3f})"
+    return f"{r['accuracy']:>9.3f} ± {r['stderr']:.3f}"
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("grpo_sweep")
-    p.add_argument("sft_sweep", nargs="?")
-    a = p.parse_args()
-    cells = load(a.grpo_sweep)
-    if a.sft_sweep:
-        cells |= {k: v for k, v in load(a.sft_sweep, " (SFT)").items() if k[0] != "full"}
+def over_seeds(runs):
+    """One cell per key: the mean over the seeds' runs, their s.d., and the s.e. of the mean (the
+    per-problem s.e., shared by the seeds, with the seeds' spread)."""
+    out = {}
+    for key, first in runs[0].items():
+        rows = [r[key] for r in runs if key in r]
+        if "skipped" in first or len(rows) != len(runs):
+            out[key] = first
+            continue
+        acc = [r["accuracy"] for r in rows]
+        mean = sum(acc) / len(acc)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in acc) / (len(acc) - 1)) if len(acc) > 1 else 0.0
+        se = sum(r["stderr"] for r in rows) / len(rows)
+        out[key] = first | {"accuracy": mean, "sd": sd, "problem_stderr": se,
+                            "stderr": math.sqrt(se ** 2 + sd ** 2 / len(acc))}
+    return out
+
+
+def report(cells, with_sft):
     budgets = sorted({b for _, b in cells if b is not None})
     policies = list(dict.fromkeys(p for p, _ in cells))
     full = cells.get(("full", None))
-    print(f"{'policy':<26}" + "".join(f"{'B ' + str(b):>16}" for b in budgets))
+    width = 38 if any("sd" in r for r in cells.values()) else 16
+    print(f"{'policy':<26}" + "".join(f"{'B ' + str(b):>{width}}" for b in budgets))
     for policy in policies:
         if policy == "full":
             continue
-        line = "".join(cell(cells[policy, b]) if (policy, b) in cells else f"{'':>16}" for b in budgets)
+        line = "".join(f"{cell(cells[policy, b]):>{width}}" if (policy, b) in cells else f"{'':>{width}}" for b in budgets)
         print(f"{policy:<26}{line}")
     if full:
-        print(f"{'full cache':<26}{full['accuracy']:>9.3f} ± {full['stderr']:.3f} (every budget)")
+        print(f"{'full cache':<26}{cell(full)} (every budget)")
     ran = {k: r for k, r in cells.items() if "skipped" not in r}
     heuristics = [p for p in policies if p != "full" and not p.startswith(LEARNED)]
     learned = [p for p in policies if p.startswith(LEARNED)]
@@ -80,7 +104,7 @@ def main():
         best = best_heuristic(b)
         for mine in (p for p in learned if (p, b) in ran and best is not None):
             print(f"at equal budget B {b}: {mine} {judge(ran[mine, b], ran[best, b], best, b)}")
-    if a.sft_sweep:
+    if with_sft:
         for policy in (p for p in policies if p.startswith(LEARNED) and not p.endswith(" (SFT)")):
             pairs = [(ran[policy, b]["accuracy"], ran[policy + " (SFT)", b]["accuracy"]) for b in budgets
                      if (policy, b) in ran and (policy + " (SFT)", b) in ran]
@@ -88,6 +112,29 @@ def main():
                 wins = sum(g >= s for g, s in pairs)
                 print(f"SFT+GRPO >= SFT for {policy} at {wins} of {len(pairs)} budgets "
                       f"(mean accuracy {sum(g for g, _ in pairs) / len(pairs):.3f} vs {sum(s for _, s in pairs) / len(pairs):.3f})")
+
+
+def sweeps(grpo_sweep, sft_sweep=None):
+    cells = load(grpo_sweep)
+    if sft_sweep:
+        cells |= {k: v for k, v in load(sft_sweep, " (SFT)").items() if k[0] != "full"}
+    return cells
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("grpo_sweep", nargs="?")
+    p.add_argument("sft_sweep", nargs="?")
+    p.add_argument("--seeds", nargs="+", metavar="DEMO_DIR", help="scripts/demo.sh outputs, one per seed")
+    a = p.parse_args()
+    if bool(a.seeds) == bool(a.grpo_sweep):
+        p.error("give GRPO_SWEEP_DIR [SFT_SWEEP_DIR], or --seeds DEMO_DIR ...")
+    if a.seeds:
+        runs = [sweeps(pathlib.Path(d) / "accuracy", pathlib.Path(d) / "accuracy-sft") for d in a.seeds]
+        print(f"{len(runs)} seeds: mean ± s.d. over seeds (s.e.: per problem); verdicts use sqrt(s.e.^2 + s.d.^2/seeds)")
+        report(over_seeds(runs), with_sft=True)
+    else:
+        report(sweeps(a.grpo_sweep, a.sft_sweep), with_sft=bool(a.sft_sweep))
 
 
 if __name__ == "__main__":
