@@ -23,10 +23,9 @@ refused, and the file appears only when complete):
     task.py prompts  --split train   --count 256 --out prompts.jsonl     # traces are sampled from these
     task.py problems --split heldout --start 64 --count 256 --out problems.jsonl  # foresight-eval generation mode
 """
-import argparse
-import json
 import os
 import random
+import sys
 
 PAD, BOS, EOS, THINK, END_THINK, LINE_END, COUNT = range(7)
 SPECIAL_NAMES = ["<pad>", "<bos>", "<eos>", "<think>", "</think>", ";", "#", "<unused>"]
@@ -145,32 +144,12 @@ def vocabulary():
     return {"vocab_size": VOCAB_SIZE, "tokens": [token_name(t) for t in range(VOCAB_SIZE)]}
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["prompts", "problems"])
-    p.add_argument("--split", choices=["train", "heldout"], default="heldout")
-    p.add_argument("--start", type=int, default=0, help="first problem index (held-out: %d skips the validation set)" % VALIDATION)
-    p.add_argument("--count", type=int, default=128)
-    p.add_argument("--out", required=True)
-    a = p.parse_args()
-    if a.what == "problems" and a.split == "train":
-        p.error("problems are for evaluation: use --split heldout")
-    if a.start < 0 or a.count < 1:
-        p.error("--start must be >= 0 and --count >= 1")
-    if a.split == "heldout" and a.start + a.count > HELDOUT_POOL:
-        p.error(f"--start + --count: at most {HELDOUT_POOL} held-out problems exist")
-    if os.path.exists(a.out):
-        p.error(f"--out {a.out} exists; refusing to overwrite it")
-    partial = a.out + ".partial"
-    with open(partial, "w") as f:
-        for i in range(a.start, a.start + a.count):
-            keys, values, lines = heldout_problem(i) if a.split == "heldout" else train_problem(i)
-            record = {"id": f"{a.split}-{i}", "input_ids": prompt_ids(keys, values, lines)}
-            if a.what == "problems":
-                record |= {"answer_prefix_ids": [END_THINK], "answer_ids": answer_ids(keys, values)}
-            f.write(json.dumps(record) + "\n")
-    os.replace(partial, a.out)
+def problem_ids(split, index):
+    keys, values, lines = heldout_problem(index) if split == "heldout" else train_problem(index)
+    return prompt_ids(keys, values, lines), answer_ids(keys, values)
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import task_files
+    task_files.main(__doc__, problem_ids, [END_THINK], HELDOUT_POOL, VALIDATION)
