@@ -147,6 +147,27 @@ def train(a, config, batch, curriculum, accuracy, vocabulary, special):
     print(f"train: saved {a.out} after {time.time() - start:.0f} s", flush=True)
 
 
+def main(doc, task, steps, training_batch, curriculum, full_lines):
+    """A task's training command line. task: the module (vocabulary, special ids, problem_ids);
+    training_batch(step, ranges, batch, seed, copies, thinking_weight); half of each batch is the copy
+    task until the curriculum's thinking reaches full_lines."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p, steps=steps)
+    a = p.parse_args()
+    config = model_config(a, task.VOCAB_SIZE, task.BOS, task.EOS, task.PAD)
+    problems = [task.problem_ids("heldout", i) for i in range(a.eval_problems)]
+
+    def batch(step, curriculum):
+        ranges = curriculum.ranges()
+        copies = a.batch // 2 if ranges[1][1] < full_lines else 0
+        return training_batch(step, ranges, a.batch, a.seed, copies, a.thinking_weight)
+
+    def accuracy(model):
+        return greedy_accuracy(model, problems, task.END_THINK, task.EOS, task.PAD, max_new_tokens=360)
+
+    train(a, config, batch, curriculum, accuracy, task.vocabulary(), (task.BOS, task.EOS, task.PAD))
+
+
 def seeded(seed, step):
     """The batch stream of one run: a function of the seed and the step only."""
     return random.Random(f"{seed}:batch:{step}")

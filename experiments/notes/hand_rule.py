@@ -40,7 +40,7 @@ class HandRuleCache(ForesightCache):
         self._hooks.append(embed.register_forward_pre_hook(lambda _, args: self.tokens.extend(args[0][0].tolist())))
 
     def needed(self, p):
-        t, tokens, prompt = self.tokens[p], self.tokens, self.prompt_len
+        tokens, prompt = self.tokens, self.prompt_len
         if p == 0 or prompt - 3 <= p < prompt:
             return True                                   # <bos>, and `# S <think>`, where the countdown starts
         if p >= prompt:                                   # a written note's line `n ASKa v NOTEj r` (the answer reads all five)

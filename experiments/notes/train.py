@@ -16,7 +16,6 @@ words are weighted --thinking-weight (they are random); numbers, notes and the a
 --eval-every steps the model decodes the first --eval-problems held-out problems greedily and the
 answer accuracy is logged to <out>/train_log.jsonl.
 """
-import argparse
 import os
 import sys
 
@@ -79,23 +78,5 @@ def training_batch(step, ranges, batch, seed, copies, thinking_weight):
     return tiny_trainer.batch_tensors(rows, task.PAD, thinking_weight)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    tiny_trainer.add_arguments(p, steps=4000)
-    a = p.parse_args()
-    config = tiny_trainer.model_config(a, task.VOCAB_SIZE, task.BOS, task.EOS, task.PAD)
-    problems = [(task.prompt_ids(p), task.answer_ids(p)) for p in map(task.heldout_problem, range(a.eval_problems))]
-
-    def batch(step, curriculum):
-        ranges = curriculum.ranges()
-        copies = a.batch // 2 if ranges[1][1] < FULL_LINES else 0
-        return training_batch(step, ranges, a.batch, a.seed, copies, a.thinking_weight)
-
-    def accuracy(model):
-        return tiny_trainer.greedy_accuracy(model, problems, task.END_THINK, task.EOS, task.PAD, max_new_tokens=360)
-
-    tiny_trainer.train(a, config, batch, Curriculum(), accuracy, task.vocabulary(), (task.BOS, task.EOS, task.PAD))
-
-
 if __name__ == "__main__":
-    main()
+    tiny_trainer.main(__doc__, task, 4000, training_batch, Curriculum(), full_lines=FULL_LINES)

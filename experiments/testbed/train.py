@@ -17,7 +17,6 @@ low, and until the thinking reaches full length half of each batch is an auxilia
 The run is written into <out>.partial and renamed to <out> when complete, so a stopped run never
 leaves a folder that looks like a model; an existing <out> is refused.
 """
-import argparse
 import os
 import sys
 
@@ -68,24 +67,5 @@ def training_batch(step, ranges, batch, seed, copies, thinking_weight):
     return tiny_trainer.batch_tensors(rows, task.PAD, thinking_weight)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    tiny_trainer.add_arguments(p, steps=1200)
-    a = p.parse_args()
-    config = tiny_trainer.model_config(a, task.VOCAB_SIZE, task.BOS, task.EOS, task.PAD)
-    heldout = [task.heldout_problem(i) for i in range(a.eval_problems)]
-    problems = [(task.prompt_ids(*p), task.answer_ids(*p[:2])) for p in heldout]
-
-    def batch(step, curriculum):
-        ranges = curriculum.ranges()
-        copies = a.batch // 2 if ranges[1][1] < 60 else 0   # the copy task until the thinking is full length
-        return training_batch(step, ranges, a.batch, a.seed, copies, a.thinking_weight)
-
-    def accuracy(model):
-        return tiny_trainer.greedy_accuracy(model, problems, task.END_THINK, task.EOS, task.PAD, max_new_tokens=360)
-
-    tiny_trainer.train(a, config, batch, Curriculum(), accuracy, task.vocabulary(), (task.BOS, task.EOS, task.PAD))
-
-
 if __name__ == "__main__":
-    main()
+    tiny_trainer.main(__doc__, task, 1200, training_batch, Curriculum(), full_lines=60)
