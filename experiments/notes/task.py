@@ -2,10 +2,10 @@
 """The notes task: a testbed where the answer needs what the reasoning wrote. The prompt lists many
 facts and asks about four of them, each due at a line of the thinking; at that line the thinking
 looks the asked fact up and writes a numbered note with a derived result; after long filler the
-answer recalls the notes in the order they were written. Keeping the prompt cannot help (it is
-longer than the heuristics' budget, and which fact became which note is known only to the
-thinking), position cannot tell the notes from the filler around them, and a prompt fact is dead
-once its note is written.
+answer recalls the notes in the order they were written. Keeping the prompt cannot help (below B 128 it
+does not fit B - W, and which fact became which note is known only to the thinking), position
+cannot tell the notes from the filler around them, and a prompt fact is dead once its note is
+written.
 
     prompt    <bos> F facts, in random order: `k v` (a plain fact) or `n ASKa v` (asked, due at line n) # S <think>
     thinking  S lines counting down, each ended by `;c` (c = notes written so far):
@@ -25,7 +25,8 @@ Keys, values, results, labels, note indices, line ends, line numbers and filler 
 vocabularies (model/vocab.json, 357 ids). Values of a problem are distinct, due lines are distinct,
 and on evaluation problems the last is at least MIN_DUE lines before the end, so every note is more
 than 64 tokens old when the answer starts. Filler is a sparse Markov chain over 128 words (4
-successors each): varied text, so redundancy (R-KV) cannot tell it from the notes.
+successors each): varied text, meant to keep redundancy from singling the notes out (R-KV still
+keeps them: experiments/notes/README.md).
 
 Problems come from two seed streams, `train` and `heldout`; a training problem whose prompt equals
 one of the first HELDOUT_POOL held-out prompts is skipped (`is_heldout`). Held-out problems 0..63 are
