@@ -74,6 +74,9 @@ def test_protect_variants_name_their_rows_replay_the_oracle_and_skip_what_does_n
         ("random+60", 128)]
     assert [(r["policy"], r["budget"]) for r in rows if "skipped" in r] == [("random+60", 64)]
     assert "protect 60 would keep the first 60 positions, more than budget - interval = 56" in rows[-1]["skipped"]
+    table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    assert "| random+60 | 64 | 8 | skipped: protect > B - W |  |  |  |" in table
+    assert all(line.count("|") == 8 for line in table)  # every row has the header's 7 columns
     assert "skipping golden+prompt at B 64, W 8" in proc.stderr and "protect 0 (record it with keep_attention" in proc.stderr
     # Protecting the first positions changes what random eviction keeps at the same budget (H2O, whose
     # accumulated attention favours old entries, keeps positions 0-59 here anyway: its rows are equal).
