@@ -168,6 +168,21 @@ std::vector<std::string> Config::scalar_list(const std::string& key, const std::
   return out;
 }
 
+std::vector<int64_t> Config::non_negative_int_list(const std::string& key, const std::string& what) const {
+  std::vector<int64_t> ids;
+  for (const std::string& item : scalar_list(key, {})) {
+    try {
+      std::size_t used = 0;
+      const int64_t id = std::stoll(item, &used);
+      if (used != item.size() || id < 0) throw std::invalid_argument(item);
+      ids.push_back(id);
+    } catch (const std::logic_error&) {
+      fail(key, "has \"" + item + "\", expected " + what + " (non-negative integers)");
+    }
+  }
+  return ids;
+}
+
 namespace {
 
 int64_t integer_at_least(const Config& c, const std::optional<YAML::Node>& node, const std::string& key,

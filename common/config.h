@@ -29,6 +29,8 @@ class Config {
   std::vector<std::string> scalar_list(const std::string& key, const std::vector<std::string>& fallback) const;
   // scalar_list, where a single scalar is a list of one.
   std::vector<std::string> scalar_or_list(const std::string& key, const std::vector<std::string>& fallback) const;
+  // scalar_list of non-negative integers (token ids, budgets); `what` names them in the error.
+  std::vector<int64_t> non_negative_int_list(const std::string& key, const std::string& what) const;
   int64_t positive_int(const std::string& key) const;
   int64_t positive_int(const std::string& key, int64_t fallback) const;
   int64_t non_negative_int(const std::string& key, int64_t fallback) const;

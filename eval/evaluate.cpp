@@ -45,6 +45,7 @@ TraceEvaluation evaluate_trace(const Transformer& model, const TraceInputs& trac
     const auto policy = make_policy(preset, inputs);
     PolicyDrops decider(*policy, features, schedule.interval, sampler(preset, seed));
     const BudgetedRun run = run_budgeted(model, trace.ids, schedule, decider);
+    policy->finish();
     out.reward = rollout_reward(trace.nll_full, trace.entropy, run.nll.cpu(), schedule.budget + schedule.interval, reward);
   }
   if (trace.oracle) {
@@ -52,6 +53,7 @@ TraceEvaluation evaluate_trace(const Transformer& model, const TraceInputs& trac
     PolicyDrops choice(*policy, features, schedule.interval, sampler(preset, seed));
     OverlapDrops decider(choice, trace.oracle->drop_slots);
     run_budgeted(model, trace.ids, schedule, decider);
+    policy->finish();
     out.overlap_sum = decider.sum;
     out.overlap_rows = decider.rows;
   }

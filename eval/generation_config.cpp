@@ -25,20 +25,7 @@ GenerationEvalConfig parse_generation_config(const Config& c) {
   if (r.top_p > 1) c.fail("top_p", "is " + c.string("top_p") + ", expected a probability mass in (0, 1]");
   r.top_k = c.non_negative_int("top_k", 0);
   r.max_new_tokens = c.positive_int("max_new_tokens");
-  if (c.has("stop_ids")) {
-    std::vector<int64_t> ids;
-    for (const std::string& item : c.scalar_list("stop_ids", {})) {
-      try {
-        std::size_t used = 0;
-        const int64_t id = std::stoll(item, &used);
-        if (used != item.size() || id < 0) throw std::invalid_argument(item);
-        ids.push_back(id);
-      } catch (const std::logic_error&) {
-        c.fail("stop_ids", "has \"" + item + "\", expected token ids (non-negative integers)");
-      }
-    }
-    r.stop_ids = ids;
-  }
+  if (c.has("stop_ids")) r.stop_ids = c.non_negative_int_list("stop_ids", "token ids");
   r.max_problems = c.non_negative_int("max_problems", 0);
   r.seed = static_cast<uint64_t>(c.non_negative_int("seed", 0));
   r.threads = static_cast<int>(c.non_negative_int("threads", 0));

@@ -15,7 +15,7 @@ class Config;
 
 // A generation-mode `foresight-eval` config (`mode: generation`, configs/eval/generation_tiny.yaml),
 // validated in full on parse: every listed policy decodes every problem at every budget, beside a
-// full-cache row, and the answers are checked (eval/answer.h).
+// full-cache row, and the answers are checked (generate/answer.h).
 struct GenerationEvalConfig {
   std::string model, problems, output_dir;
   std::string scorer;                 // empty: no learned policy

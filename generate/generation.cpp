@@ -187,6 +187,7 @@ std::vector<Generation> generate(const Transformer& model, const std::vector<int
     if (live == 0) break;
     logits = feed(at::tensor(at::ArrayRef<int64_t>(next), at::kLong).unsqueeze(1));
   }
+  for (const SampleDecider& d : deciders) d.policy->finish();
   if (decoder && options.record_drops) {
     const at::Tensor positions = decoder->drop_positions();  // [n, layers, steps, Hkv, W]
     for (int64_t k = 0; k < n; ++k) {

@@ -22,6 +22,10 @@ class EvictionPolicy {
   virtual ~EvictionPolicy() = default;
   virtual std::string name() const = 0;
   virtual at::Tensor score(const StepView& view) = 0;
+  // Called once its run is over (a decoded prompt, an evaluated trace), before the result is used.
+  // A policy that checks its scores on the device, rather than read them back at every step,
+  // raises what it found here.
+  virtual void finish() {}
 };
 
 }  // namespace foresight

@@ -12,21 +12,6 @@
 
 namespace foresight {
 
-namespace {
-
-// Lets a registry-made policy use the shared scorer without owning it.
-class BorrowedScorer : public EvictionPolicy {
- public:
-  explicit BorrowedScorer(LearnedScorer& scorer) : scorer_(scorer) {}
-  std::string name() const override { return scorer_.name(); }
-  at::Tensor score(const StepView& view) override { return scorer_.score(view); }
-
- private:
-  LearnedScorer& scorer_;
-};
-
-}  // namespace
-
 const std::vector<PolicyPreset>& policy_presets() {
   static const std::vector<PolicyPreset> presets = {
       {"streaming_llm", "StreamingLLM: the most recent tokens, and the first 4 (protect 4) as sinks", false, false, false,
@@ -67,7 +52,7 @@ std::unique_ptr<EvictionPolicy> make_policy(const PolicyPreset& preset, const Po
   if (n == "rkv") return std::make_unique<Rkv>(0.1);
   if (n == "random") return std::make_unique<RandomPolicy>(inputs.seed);
   if (n == "golden") return std::make_unique<GoldenReplay>(inputs.oracle_scores);
-  if (n == "foresight" || n == "foresight_sampled") return std::make_unique<BorrowedScorer>(*inputs.scorer);
+  if (n == "foresight" || n == "foresight_sampled") return std::make_unique<CheckedScorerPolicy>(*inputs.scorer);
   throw Error("policy \"" + n + "\" has no constructor in the registry");
 }
 

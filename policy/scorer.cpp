@@ -199,6 +199,7 @@ LearnedScorer LearnedScorer::load(const std::string& dir, const ScorerSpec& expe
   ScorerSpec spec = expected;
   spec.hidden = m.at("hidden").get<int64_t>();
   LearnedScorer scorer(spec, 0);
+  scorer.source_ = dir;
   const SafetensorsFile weights((fs::path(dir) / "scorer.safetensors").string());
   for (auto& [name, param] : scorer.named_parameters()) {
     if (!weights.contains(name)) throw Error("scorer " + dir + " lacks tensor " + name);
@@ -258,6 +259,27 @@ std::string LearnedScorer::read_provenance(const std::string& dir) {
     throw Error((fs::path(dir) / "scorer.json").string() + ": key \"provenance\" is missing");
   }
   return m.at("provenance").dump();
+}
+
+at::Tensor CheckedScorerPolicy::score(const StepView& view) {
+  at::Tensor scores = scorer_.score(view);
+  bad_.push_back((~at::isfinite(scores)).sum());
+  layer_step_.emplace_back(view.layer, view.step);
+  return scores;
+}
+
+void CheckedScorerPolicy::finish() {
+  if (bad_.empty()) return;
+  const at::Tensor bad = at::stack(bad_).to(at::kCPU);
+  bad_.clear();
+  const int64_t total = bad.sum().item<int64_t>();
+  if (total == 0) return;
+  const int64_t first = (bad > 0).nonzero()[0][0].item<int64_t>();
+  const auto [layer, step] = layer_step_[static_cast<std::size_t>(first)];
+  throw Error("the scorer" + (scorer_.source().empty() ? std::string() : " " + scorer_.source()) + " gave " +
+              std::to_string(total) + " non-finite scores (NaN or inf), the first at layer " + std::to_string(layer) +
+              ", eviction step " + std::to_string(step) +
+              "; its weights are too large for float32 or the features are not finite: refusing its result");
 }
 
 }  // namespace foresight

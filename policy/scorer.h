@@ -52,6 +52,8 @@ class LearnedScorer : public EvictionPolicy {
   static ScorerSpec read_spec(const std::string& dir);
   // The manifest's `provenance` object as JSON text.
   static std::string read_provenance(const std::string& dir);
+  // The checkpoint directory this scorer was loaded from ("" for fresh weights), for messages.
+  const std::string& source() const { return source_; }
 
  private:
   struct Layer {
@@ -59,6 +61,25 @@ class LearnedScorer : public EvictionPolicy {
   };
   ScorerSpec spec_;
   std::vector<Layer> layers_;
+  std::string source_;
+};
+
+// The learned scorer as a registry policy (foresight, foresight_sampled) for decoding and
+// evaluation: scores a borrowed scorer, and refuses non-finite ones. Finite weights near 1e30 give
+// NaN or inf scores, and the drops would follow NaN order or never pick an -inf slot. The count
+// stays on the device at every step (decoding's host reads per step are audited) and finish()
+// reads it once, naming the scorer, the first layer and step, and how many.
+class CheckedScorerPolicy : public EvictionPolicy {
+ public:
+  explicit CheckedScorerPolicy(LearnedScorer& scorer) : scorer_(scorer) {}
+  std::string name() const override { return scorer_.name(); }
+  at::Tensor score(const StepView& view) override;
+  void finish() override;
+
+ private:
+  LearnedScorer& scorer_;
+  std::vector<at::Tensor> bad_;                           // per step scored: its non-finite count
+  std::vector<std::pair<int64_t, int64_t>> layer_step_;   // and its layer and eviction step
 };
 
 }  // namespace foresight

@@ -11,7 +11,8 @@ GrpoConfig parse_grpo_config(const Config& c) {
   c.check_known_keys({"model", "golden", "init_scorer", "output_dir", "device", "dtype", "features", "max_steps",
                       "per_step_traces", "num_generations", "rollout_batch", "num_iterations", "learning_rate", "lr_schedule",
                       "warmup_steps", "max_grad_norm", "epsilon", "beta", "beta_steps", "reward.*", "logprob",
-                      "exact_update", "keep_features", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
+                      "exact_update", "keep_features", "max_abs_score", "validation.problems",
+                      "validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
   GrpoConfig r;
   r.model = c.string("model");
   r.golden = c.string("golden");
@@ -54,6 +55,17 @@ GrpoConfig parse_grpo_config(const Config& c) {
   if (r.exact_update && r.keep_features) {
     c.fail("keep_features", "is true, but the exact update (exact_update, the default at num_iterations 1) keeps no "
                             "features; leave it out, or set exact_update false to update from kept features");
+  }
+  r.max_abs_score = c.positive_number("max_abs_score", r.max_abs_score);
+  if (c.has("validation.problems")) {
+    r.validation.problems = c.string("validation.problems");
+    r.validation.max_new_tokens = c.positive_int("validation.max_new_tokens");
+    if (c.has("validation.budgets")) r.validation.budgets = c.non_negative_int_list("validation.budgets", "budgets");
+    if (c.has("validation.stop_ids")) r.validation.stop_ids = c.non_negative_int_list("validation.stop_ids", "token ids");
+  } else {
+    for (const char* key : {"validation.budgets", "validation.max_new_tokens", "validation.stop_ids"}) {
+      if (c.has(key)) c.fail(key, "is set without validation.problems, the problems it would decode");
+    }
   }
   r.save_every = c.positive_int("save_every", r.save_every);
   r.keep_last_n = c.positive_int("keep_last_n", r.keep_last_n);

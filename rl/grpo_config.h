@@ -7,6 +7,7 @@
 #include "model/transformer.h"
 #include "policy/features.h"
 #include "rl/rollout.h"
+#include "rl/validation.h"
 
 namespace foresight {
 
@@ -31,6 +32,10 @@ struct GrpoConfig {
   // replayed one (num_iterations > 1, or exact_update false) keeps features or re-runs the model.
   bool exact_update = true;
   bool keep_features = true;
+  // A policy score beyond this magnitude counts as saturated: the step that made it is not saved.
+  double max_abs_score = 1e4;
+  // Measured at step 0 (the init scorer) and at every save; final/ is then the best of them.
+  ValidationOptions validation;
   int64_t save_every = 25, keep_last_n = 3, dist_timeout_s = 300;
   uint64_t seed = 0;
   ModelExpectation expect;

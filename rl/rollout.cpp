@@ -28,21 +28,35 @@ at::Tensor eviction_logprobs(const at::Tensor& scores, const SampledDrops& drops
   return lp.view(shape);
 }
 
-namespace {
-
-// A NaN or inf score turns the sampler's softmax into NaN (or an -inf slot is silently never drawn)
-// and the log-probabilities into NaN: refused where it appears, by scorer, layer and step.
-Error non_finite(const char* which, int64_t bad, int64_t numel, int64_t layer, int64_t step) {
-  return Error("rollout: the " + std::string(which) + " scorer gave " + std::to_string(bad) + " non-finite scores (NaN " +
-               "or inf) of " + std::to_string(numel) + " at layer " + std::to_string(layer) + ", eviction step " +
-               std::to_string(step) + "; its weights or the step's features are not finite");
+at::Tensor checked_policy_scores(at::Tensor host, const StepView& view, double max_abs_score) {
+  const std::string at_step = " at layer " + std::to_string(view.layer) + ", eviction step " + std::to_string(view.step);
+  const int64_t bad = (~at::isfinite(host)).sum().item<int64_t>();
+  if (bad > 0) {
+    throw Error("rollout: the policy scorer gave " + std::to_string(bad) + " non-finite scores (NaN or inf) of " +
+                std::to_string(host.numel()) + at_step + "; its weights or the step's features are not finite");
+  }
+  const double largest = host.abs().max().item<double>();
+  if (largest > max_abs_score) {
+    throw Error("rollout: the policy scorer's scores are saturated: |score| reaches " + std::to_string(largest) +
+                at_step + ", beyond " + std::to_string(max_abs_score) + " (key max_abs_score)");
+  }
+  const at::Tensor candidates = host.slice(-1, view.protect);
+  if (candidates.size(-1) >= 2 && (candidates.amax(-1) == candidates.amin(-1)).any().item<bool>()) {
+    throw Error("rollout: the policy scorer's scores are saturated: one KV head's " +
+                std::to_string(candidates.size(-1)) + " candidates all score alike" + at_step +
+                " (its hidden units are all off), so its drops would follow slot order");
+  }
+  return host;
 }
 
-// `scores` on the host: the copy the sampler draws from, so the check reads no more from the device.
-at::Tensor finite_scores(at::Tensor scores, const char* which, const StepView& view) {
-  const int64_t bad = (~at::isfinite(scores)).sum().item<int64_t>();
-  if (bad == 0) return scores;
-  throw non_finite(which, bad, scores.numel(), view.layer, view.step);
+namespace {
+
+// A NaN or inf score of the reference scorer turns the log-probabilities into NaN: refused by
+// layer and step, as the policy's are.
+Error non_finite_reference(int64_t bad, int64_t numel, int64_t layer, int64_t step) {
+  return Error("rollout: the reference scorer gave " + std::to_string(bad) + " non-finite scores (NaN or inf) of " +
+               std::to_string(numel) + " at layer " + std::to_string(layer) + ", eviction step " +
+               std::to_string(step) + "; its weights or the step's features are not finite");
 }
 
 // Samples each step's drops from the policy and records what the update needs.
@@ -60,7 +74,7 @@ class SamplingDecider : public FeatureDecider {
     const at::Tensor graded = gradient_ ? policy_.forward(view.layer, view.features) : at::Tensor();
     const at::Tensor scores = gradient_ ? graded.detach() : policy_.score(view);
     // The step's one read-back: the drops are drawn on the CPU, and the check reads that copy.
-    const at::Tensor host = finite_scores(scores.to(at::kCPU, at::kFloat), "policy", view);
+    const at::Tensor host = checked_policy_scores(scores.to(at::kCPU, at::kFloat), view, options_.max_abs_score);
     const int64_t protect = view.protect;
     RolloutStep step{sample_drops(mask_protected(host, protect), options_.schedule.interval, gen_, scores.device()),
                      {}, {}, {}};
@@ -85,7 +99,7 @@ class SamplingDecider : public FeatureDecider {
     const at::Tensor bad = at::stack(bad_reference_).to(at::kCPU);
     for (std::size_t i = 0; i < reference_at_.size(); ++i) {
       const auto [layer, step, numel] = reference_at_[i];
-      if (const int64_t n = bad[static_cast<int64_t>(i)].item<int64_t>()) throw non_finite("reference", n, numel, layer, step);
+      if (const int64_t n = bad[static_cast<int64_t>(i)].item<int64_t>()) throw non_finite_reference(n, numel, layer, step);
     }
   }
 

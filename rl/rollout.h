@@ -13,6 +13,7 @@ namespace foresight {
 
 class LearnedScorer;
 class Transformer;
+struct StepView;
 
 // How a rollout's drops are scored (DESIGN.md §6 and the option): per_drop is one
 // log_softmax term over all B candidates per dropped slot; plackett_luce is one exact term per
@@ -55,11 +56,20 @@ struct RolloutOptions {
   FeatureSet features = FeatureSet::Recency;
   LogprobKind logprob = LogprobKind::PerDrop;
   bool keep_features = true;
+  // A policy score beyond this magnitude is saturated (see checked_policy_scores in rollout.cpp).
+  double max_abs_score = 1e4;
   // The first B + W tokens are the same in every rollout of a trace and come before any eviction:
   // with share_prefix they run once, at batch 1, and the batch branches from there. Off, every
   // rollout runs them itself (what the tests compare the shared way against).
   bool share_prefix = true;
 };
+
+// The policy's scores of one step, on the host, refused (an Error naming the layer and step) when
+// any is NaN or inf, or when they are saturated: beyond max_abs_score in magnitude (the sampler's
+// softmax over the top 2W is one-hot long before, and float32 no longer resolves the small gaps a
+// ranking needs), or all equal within a KV head's candidates (the MLP's hidden units are all off,
+// so the drops fall to slot order, a sliding window). What an exploded update gives.
+at::Tensor checked_policy_scores(at::Tensor host, const StepView& view, double max_abs_score);
 
 // Runs the schedule over `ids` with `policy`'s scores sampled by `gen` (drawn on the CPU, so the
 // same seed gives the same rollout on any device). Reward left unset. With a `gradient`, the policy

@@ -24,6 +24,8 @@
 #include "rl/grpo_loss.h"
 #include "rl/policy_update.h"
 #include "rl/rollout.h"
+#include "rl/validation.h"
+#include "train/best_checkpoint.h"
 #include "train/optimizer.h"
 #include "train/run_identity.h"
 #include "train/run_state.h"
@@ -72,17 +74,40 @@ void check_trace_lengths(const GoldenFileReader& golden, const GrpoConfig& cfg) 
   }
 }
 
-// golden_sha256 pins the data; the init scorer's own provenance carries the SFT run's.
+// golden_sha256 pins the data; the init scorer's own provenance carries the SFT run's. A scorer
+// chosen by validation carries what it scored.
 std::string provenance(const GrpoConfig& cfg, const std::string& golden_sha256, const std::string& init_provenance,
-                       int64_t step) {
-  return nlohmann::json{{"stage", "grpo"},
-                        {"step", step},
-                        {"golden", cfg.golden},
-                        {"golden_sha256", golden_sha256},
-                        {"init_scorer", cfg.init_scorer},
-                        {"init_scorer_provenance", nlohmann::json::parse(init_provenance)},
-                        {"config", cfg.yaml}}
-      .dump();
+                       int64_t step, const nlohmann::json& validation = nullptr) {
+  nlohmann::json p{{"stage", "grpo"},
+                   {"step", step},
+                   {"golden", cfg.golden},
+                   {"golden_sha256", golden_sha256},
+                   {"init_scorer", cfg.init_scorer},
+                   {"init_scorer_provenance", nlohmann::json::parse(init_provenance)},
+                   {"config", cfg.yaml}};
+  if (!validation.is_null()) p["validation"] = validation;
+  return p.dump();
+}
+
+// A validation result as metrics and provenance record it: the mean, and each budget's accuracy.
+nlohmann::json validation_json(const Validator& validator, const ValidationResult& r) {
+  nlohmann::json by_budget = nlohmann::json::object();
+  for (std::size_t b = 0; b < r.by_budget.size(); ++b) by_budget[std::to_string(validator.budgets()[b])] = r.by_budget[b];
+  return {{"accuracy", r.accuracy}, {"by_budget", by_budget}};
+}
+
+// One sampled rollout of `ids` under the just-updated scorer, without gradient, before the step is
+// saved: its scores must pass the rollouts' checks (non-finite, saturated; rl/rollout.h), or the
+// step is never saved. Drawn from its own generator, so the training rollouts are unchanged.
+void probe_updated_scorer(const Transformer& model, const std::vector<int64_t>& ids, const RolloutOptions& options,
+                          LearnedScorer& policy, LearnedScorer& reference, uint64_t seed, int64_t step,
+                          const fs::path& out_dir, int64_t last_good) {
+  try {
+    sample_rollouts(model, ids, options, policy, reference, {rollout_generator(seed, step, -1, 0)});
+  } catch (const Error& e) {
+    throw Error("the update of step " + std::to_string(step) + " broke the scorer (is the learning rate too high?): " +
+                e.what() + "; stopped without saving it; " + last_good_checkpoint(out_dir, last_good));
+  }
 }
 
 // Group statistics of one step's reward table [traces, generations].
@@ -128,6 +153,10 @@ void run_grpo(const GrpoConfig& cfg) {
   if (!saved.empty()) {
     adam.load((saved.back().second / "optimizer.safetensors").string());
   }
+  std::optional<Validator> validator;
+  if (cfg.validation.enabled()) {
+    validator.emplace(cfg.validation, cfg.model, model, schedule, golden.header().protect, policy);
+  }
   // After the checkpoint's own checks (model, schedule), which name the problem more precisely.
   if (writer) claim_output_dir(out_dir, {"grpo", golden_sha256, cfg.yaml}, !saved.empty());
   if (writer) {
@@ -144,7 +173,8 @@ void run_grpo(const GrpoConfig& cfg) {
                                      : "the update re-runs the model");
   }
 
-  const RolloutOptions rollout_options{schedule, cfg.features, cfg.logprob, cfg.keep_features};
+  RolloutOptions rollout_options{schedule, cfg.features, cfg.logprob, cfg.keep_features};
+  rollout_options.max_abs_score = cfg.max_abs_score;
   std::optional<LineLog> metrics;
   std::optional<ProgressBar> bar;
   if (writer) {
@@ -155,6 +185,33 @@ void run_grpo(const GrpoConfig& cfg) {
   const int64_t traces = cfg.per_step_traces, groups = cfg.num_generations;
   const double weight = 1.0 / static_cast<double>(traces * groups);
   int64_t last_good = saved.empty() ? -1 : start;
+
+  // Validation: every rank decodes its share of the problems; the counts are summed. Measured for
+  // the init scorer first (step 0), then at every save; the best is kept in OUT/best.
+  BestCheckpoint best(out_dir, writer);
+  auto validate = [&](int64_t at_step, nlohmann::json& row) {
+    std::vector<at::Tensor> correct{validator->correct(model, policy, ranks->rank(), ranks->world_size())};
+    ranks->all_reduce_sum(correct);
+    const ValidationResult r = validator->result(correct[0]);
+    const nlohmann::json v = validation_json(*validator, r);
+    best.offer(at_step, r.accuracy, policy, provenance(cfg, golden_sha256, init_provenance, at_step, v));
+    row["val_accuracy"] = r.accuracy;
+    row["val_accuracy_by_budget"] = v.at("by_budget");
+    row["best_step"] = best.step();
+    row["best_val_accuracy"] = best.accuracy();
+  };
+  // Resumed, the best so far is in OUT/best, saved before any step_N that followed it. A run
+  // without it (resumed from a run that did not validate) starts from the scorer it resumes.
+  if (validator && !(!saved.empty() && best.restore())) {
+    nlohmann::json row{{"step", start}};
+    validate(start, row);
+    if (writer) metrics->write(row.dump());
+  }
+  if (validator && writer) {
+    std::fprintf(stderr, "grpo: validation on %s: best %.4f at step %lld so far\n", cfg.validation.problems.c_str(),
+                 best.accuracy(), static_cast<long long>(best.step()));
+  }
+
   for (int64_t step = start; step < cfg.max_steps; ++step) {
     const auto t0 = Clock::now();
     const UpdateOptions update{cfg.epsilon, step < cfg.beta_steps ? cfg.beta : 0.0, cfg.logprob};
@@ -165,6 +222,7 @@ void run_grpo(const GrpoConfig& cfg) {
     std::vector<LocalRollout> local;
     at::Tensor table = at::zeros({traces, groups, 3}, at::kDouble);  // reward, spike rate, NLL increase
     int64_t rollout_tokens = 0;
+    try {
     for (int64_t i = 0; i < traces; ++i) {
       const GoldenTrace g = golden.read(batch[static_cast<std::size_t>(i)]);
       tokens[static_cast<std::size_t>(i)] = token_ids(g.tokens);
@@ -199,6 +257,11 @@ void run_grpo(const GrpoConfig& cfg) {
           local.push_back(std::move(r));
         }
       }
+    }
+    } catch (const Error& e) {
+      // The scorer drawing these rollouts is the one the last update made.
+      throw Error(std::string(e.what()) + "; the scorer of step " + std::to_string(step) + " is refused: stopped; " +
+                  last_good_checkpoint(out_dir, last_good));
     }
     std::vector<at::Tensor> reduced{table};
     ranks->all_reduce_sum(reduced);
@@ -237,42 +300,60 @@ void run_grpo(const GrpoConfig& cfg) {
     double kept_bytes = 0;  // measured from what this rank's rollouts hold, before they are released
     for (const LocalRollout& r : local) kept_bytes += static_cast<double>(kept_feature_bytes(r.rollout));
 
+    const bool save_now = (step + 1) % cfg.save_every == 0 || step + 1 == cfg.max_steps;
+    if (save_now) {
+      probe_updated_scorer(model, tokens.front(), trace_options.front(), policy, reference, cfg.seed, step + 1, out_dir,
+                           last_good);
+    }
+    const GroupStats g = group_stats(rewards);
+    const double layers = static_cast<double>(std::max<int64_t>(total.layers, 1));
+    nlohmann::json row{{"step", step + 1},
+                       {"reward", g.reward},
+                       {"reward_std", g.reward_std},
+                       {"frac_reward_zero_std", g.frac_zero_std},
+                       {"kl", total.kl / layers},
+                       {"clip_ratio", total.clip / layers},
+                       {"spike_rate", table.select(2, 1).mean().item<double>()},
+                       {"nll_increase", table.select(2, 2).mean().item<double>()},
+                       {"loss", total.loss / static_cast<double>(cfg.num_iterations)},
+                       {"grad_norm", grad_norm},
+                       {"lr", lr},
+                       {"beta", update.beta},
+                       {"rollout_tokens_per_s", static_cast<double>(rollout_tokens) / rollout_secs},
+                       {"rollout_seconds", rollout_secs},
+                       {"update_seconds", update_secs},
+                       {"update_scorer_seconds", total.scorer_seconds},
+                       {"kept_feature_bytes_per_rollout", kept_bytes / std::max<double>(local.size(), 1)}};
+    if (save_now && validator) {
+      const auto tv = Clock::now();
+      validate(step + 1, row);
+      row["validation_seconds"] = seconds_since(tv);
+    }
+    row["step_seconds"] = seconds_since(t0);
     if (writer) {
-      const GroupStats g = group_stats(rewards);
-      const double layers = static_cast<double>(std::max<int64_t>(total.layers, 1));
-      metrics->write(nlohmann::json{{"step", step + 1},
-                                    {"reward", g.reward},
-                                    {"reward_std", g.reward_std},
-                                    {"frac_reward_zero_std", g.frac_zero_std},
-                                    {"kl", total.kl / layers},
-                                    {"clip_ratio", total.clip / layers},
-                                    {"spike_rate", table.select(2, 1).mean().item<double>()},
-                                    {"nll_increase", table.select(2, 2).mean().item<double>()},
-                                    {"loss", total.loss / static_cast<double>(cfg.num_iterations)},
-                                    {"grad_norm", grad_norm},
-                                    {"lr", lr},
-                                    {"beta", update.beta},
-                                    {"rollout_tokens_per_s", static_cast<double>(rollout_tokens) / rollout_secs},
-                                    {"rollout_seconds", rollout_secs},
-                                    {"update_seconds", update_secs},
-                                    {"update_scorer_seconds", total.scorer_seconds},
-                                    {"kept_feature_bytes_per_rollout", kept_bytes / std::max<double>(local.size(), 1)},
-                                    {"step_seconds", seconds_since(t0)}}
-                            .dump());
+      metrics->write(row.dump());
       bar->advance();
-      if ((step + 1) % cfg.save_every == 0 || step + 1 == cfg.max_steps) {
+      if (save_now) {
         save_checkpoint(out_dir / ("step_" + std::to_string(step + 1)), policy,
                         provenance(cfg, golden_sha256, init_provenance, step + 1), &adam, step + 1);
         prune_checkpoints(out_dir, cfg.keep_last_n);
       }
     }
-    if ((step + 1) % cfg.save_every == 0 || step + 1 == cfg.max_steps) last_good = step + 1;
+    if (save_now) last_good = step + 1;
   }
   if (writer) {
     bar->finish();
-    save_checkpoint(out_dir / "final", policy, provenance(cfg, golden_sha256, init_provenance, cfg.max_steps), nullptr,
-                    cfg.max_steps);
-    std::fprintf(stderr, "grpo: done; scorer in %s\n", (out_dir / "final").c_str());
+    if (validator) {
+      // final/ is the best validated scorer, which may be the init scorer (step 0): a longer run
+      // never ends below where validation says it was best.
+      best.write_final(spec);
+      std::fprintf(stderr, "grpo: done; the best validation (%.4f) was at step %lld; its scorer is in %s\n",
+                   best.accuracy(), static_cast<long long>(best.step()), (out_dir / "final").c_str());
+    } else {
+      save_checkpoint(out_dir / "final", policy, provenance(cfg, golden_sha256, init_provenance, cfg.max_steps),
+                      nullptr, cfg.max_steps);
+      std::fprintf(stderr, "grpo: done; scorer in %s\n", (out_dir / "final").c_str());
+    }
   }
 }
 

@@ -109,14 +109,10 @@ void truncate_metrics(const fs::path& path, int64_t step) {
   out.commit();
 }
 
-namespace {
-
 std::string last_good_checkpoint(const fs::path& out_dir, int64_t last_good) {
   return last_good >= 0 ? "the last good checkpoint is " + (out_dir / ("step_" + std::to_string(last_good))).string()
                         : std::string("no checkpoint was saved yet");
 }
-
-}  // namespace
 
 void check_finite_step(double loss, double grad_norm, int64_t step, const fs::path& out_dir, int64_t last_good) {
   if (std::isfinite(loss) && std::isfinite(grad_norm)) return;

@@ -55,6 +55,9 @@ void prune_checkpoints(const std::filesystem::path& dir, int64_t keep);
 // checkpoint would otherwise read as part of this run.
 void truncate_metrics(const std::filesystem::path& path, int64_t step);
 
+// "the last good checkpoint is OUT/step_N", or that none was saved yet (last_good < 0).
+std::string last_good_checkpoint(const std::filesystem::path& out_dir, int64_t last_good);
+
 // Throws unless loss and gradient norm are finite, naming the step and the last good checkpoint
 // (`last_good` < 0: none yet), before the optimizer applies anything.
 void check_finite_step(double loss, double grad_norm, int64_t step, const std::filesystem::path& out_dir,

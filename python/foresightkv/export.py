@@ -153,7 +153,15 @@ class Scorer:
         """Evictability [kv, B] of features [kv, B, F]: fc2(GELU_erf(fc1(x))), as policy/scorer.cpp."""
         w1, b1, w2, b2 = self.layers[layer]
         h = torch.nn.functional.gelu(torch.bmm(features, w1) + b1.unsqueeze(1))  # exact erf
-        return (torch.bmm(h, w2) + b2.unsqueeze(1)).squeeze(-1)
+        scores = (torch.bmm(h, w2) + b2.unsqueeze(1)).squeeze(-1)
+        # Finite weights near 1e30 give inf or NaN scores, and the drops would follow NaN order: refused,
+        # as the C++ decoder refuses them (policy/registry.cpp).
+        bad = int((~torch.isfinite(scores)).sum())
+        if bad:
+            raise ValueError(f"foresightkv: the scorer {self.path} gave {bad} non-finite scores (NaN or inf) of "
+                             f"{scores.numel()} at layer {layer}; its weights are too large for float32 or the "
+                             "features are not finite: refusing to decode with it")
+        return scores
 
     def check_model(self, model_dir: str | os.PathLike) -> None:
         """Refuses a model whose fingerprint is not the manifest's base_model (a manifest without

@@ -1,4 +1,4 @@
-#include "eval/answer.h"
+#include "generate/answer.h"
 
 #include <gtest/gtest.h>
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include "kernels/drop_selection.h"
@@ -285,6 +286,35 @@ TEST(Rollout, NonFiniteScoresAreRefusedByLayerAndStep) {
   const std::string r = error_of(clean, policy);
   EXPECT_NE(r.find("reference scorer"), std::string::npos) << r;
   EXPECT_NE(r.find("layer 1, eviction step 0"), std::string::npos) << r;
+}
+
+// What an exploded update leaves: finite weights whose scores are huge, or all alike (every hidden
+// unit off, so the drops follow slot order). Both are refused by layer and step; the scores of a
+// trained scorer (about 0.5 in magnitude on the notes testbed) pass.
+TEST(Rollout, SaturatedScoresAreRefusedByLayerAndStep) {
+  const Transformer model = tiny_model("rollout_saturated", 4, 2);
+  const auto ids = random_ids(50, 6);
+  const EvictionSchedule schedule{16, 8};
+  const RolloutOptions options{schedule, FeatureSet::Recency, LogprobKind::PerDrop, false};
+  LearnedScorer reference(spec_of(model, schedule), 2);
+  auto error_with = [&](const std::string& tensor, const std::function<void(at::Tensor&)>& set) {
+    LearnedScorer policy(spec_of(model, schedule), 1);
+    {
+      c10::NoGradGuard no_grad;
+      for (auto& [name, t] : policy.named_parameters()) {
+        if (name == tensor) set(t);
+      }
+    }
+    return error_text([&] { sample_rollout(model, ids, options, policy, reference, at::make_generator<at::CPUGeneratorImpl>(4)); });
+  };
+  // fc2.bias 2e4 shifts every score of layer 0 beyond the limit of 1e4 (its fc2 terms are below 16).
+  std::string e = error_with("layers.0.fc2.bias", [](at::Tensor& t) { t.fill_(2e4); });
+  EXPECT_NE(e.find("saturated: |score| reaches 2000"), std::string::npos) << e;
+  EXPECT_NE(e.find("layer 0, eviction step 0"), std::string::npos) << e;
+  // fc2.weight 0: every candidate of layer 1 scores its bias alone.
+  e = error_with("layers.1.fc2.weight", [](at::Tensor& t) { t.zero_(); });
+  EXPECT_NE(e.find("16 candidates all score alike at layer 1, eviction step 0"), std::string::npos) << e;
+  EXPECT_EQ(error_with("layers.0.fc2.bias", [](at::Tensor& t) { t.fill_(9e3); }), "no error") << "below the limit passes";
 }
 
 }  // namespace

@@ -3,11 +3,14 @@ import errno
 import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from safetensors.numpy import load_file, save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("FORESIGHT_BIN", ROOT / "build" / "bin"))
@@ -126,3 +129,16 @@ def full_disk(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def blown_up_scorer(checkpoint, out):
+    """A copy of a scorer checkpoint whose weights are finite but whose every score is inf, what an
+    exploded update leaves: fc1 0 with bias 10 makes each hidden unit GELU(10) = 10, and fc2's
+    weights and bias of 3e38 then overflow float32."""
+    shutil.copytree(checkpoint, out)
+    weights = load_file(str(out / "scorer.safetensors"))
+    fill = {"fc1.weight": 0.0, "fc1.bias": 10.0, "fc2.weight": 3e38, "fc2.bias": 3e38}
+    for name, t in weights.items():
+        weights[name] = np.full_like(t, next(v for k, v in fill.items() if name.endswith(k)))
+    save_file(weights, str(out / "scorer.safetensors"), metadata={"format": "pt"})
+    return out

@@ -26,7 +26,7 @@ def evaluate(model, problems, out, *extra, check=True):
 
 
 def final_answer(continuation, prefix, stops):
-    """eval/answer.h's rule, written again: the run after the last `prefix`, up to the first stop."""
+    """generate/answer.h's rule, written again: the run after the last `prefix`, up to the first stop."""
     end = next((i for i, t in enumerate(continuation) if t in stops), len(continuation))
     if not prefix:
         return continuation[:end]

@@ -19,7 +19,7 @@ import foresightkv
 from foresightkv import ExportError, ForesightCache, load_scorer
 from foresightkv import cli as fk_cli
 
-from conftest import GOLDEN, ROOT, init_model, read_jsonl, run, write_traces
+from conftest import GOLDEN, ROOT, blown_up_scorer, expect_error, init_model, read_jsonl, run, write_traces
 
 B, W = 16, 4  # the golden files' schedule, so the scorers are trained for it
 NEW = 60
@@ -457,3 +457,32 @@ def test_the_installed_package_is_this_checkout(trained):
     for f in sorted(source.glob("*.py")):
         assert hashlib.sha256((installed / f.name).read_bytes()).digest() == hashlib.sha256(f.read_bytes()).digest(), (
             f"the installed foresightkv ({installed}) differs from {f}: run scripts/setup.sh")
+
+
+def test_non_finite_scores_are_refused_by_every_decoder(trained, prompts, tmp_path):
+    """A scorer with finite weights whose scores are inf (what an exploded GRPO update saved) is
+    refused wherever it would decode, naming it, instead of evicting by NaN order: the C++
+    generator, the generation-mode evaluation (which then writes no result), and the package."""
+    t = trained["qwen2"]
+    bad = blown_up_scorer(t["checkpoint"], tmp_path / "blown")
+    proc = run("foresight-model", "generate", "--model", t["model"], "--prompts", prompts[0], "--out",
+               tmp_path / "out.jsonl", "--max-new-tokens", NEW, "--policy", "foresight", "--budget", B, "--interval", W,
+               "--scorer", bad, "--threads", 1, check=False)
+    expect_error(proc, f"the scorer {bad} gave")
+    assert "non-finite scores (NaN or inf), the first at layer 0, eviction step 0" in proc.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+    problems = write_traces(tmp_path / "problems.jsonl", [{"id": 0, "input_ids": prompts[1][1]["input_ids"],
+                                                           "answer_ids": [1]}])
+    proc = run("foresight-eval", "--config", ROOT / "configs" / "eval" / "generation_tiny.yaml", f"model={t['model']}",
+               f"problems={problems}", f"output_dir={tmp_path / 'eval'}", f"scorer={bad}", "policies=[foresight]",
+               f"budgets=[{B}]", f"interval={W}", f"max_new_tokens={NEW}", check=False)
+    expect_error(proc, f"the scorer {bad} gave")
+    assert not (tmp_path / "eval" / "results.json").exists()
+    assert not list((tmp_path / "eval").glob("runs/foresight/*/result.json"))
+    export = tmp_path / "blown-export"
+    run("foresight-export", "--checkpoint", bad, "--out", export, "--model", t["model"])
+    model = hf_model("qwen2", t["model"])
+    ids = torch.tensor([prompts[1][1]["input_ids"]])
+    with ForesightCache(model, "foresight", load_scorer(export), B, W) as cache, torch.inference_mode():
+        with pytest.raises(ValueError, match=f"the scorer {export} gave [0-9]+ non-finite scores .* at layer 0"):
+            foresightkv.generate(model, ids, cache, generation_config=greedy(NEW))

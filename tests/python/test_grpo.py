@@ -1,6 +1,8 @@
 """foresight-train grpo end to end: contract, exact resume, the kept-features switch, torchrun
 ranks equal one process, a dead rank fails the others, learning, and bad input."""
 import json
+import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -10,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import BIN, ROOT, expect_error, free_port, make_golden, rank_environment, read_jsonl, run, torchrun
+from conftest import (BIN, ROOT, expect_error, free_port, make_golden, rank_environment, read_jsonl, run, torchrun,
+                      write_traces)
 from lockstep import GRADIENT_RTOL, compare_in_lockstep, read_weights
 
 TINY = ROOT / "configs" / "grpo" / "tiny.yaml"
@@ -220,6 +223,81 @@ def test_learning_raises_the_reward_of_a_weak_scorer(data, tmp_path):
     print(f"seed 0: mean reward of steps 1-5 {first.mean():.3f}, of steps 16-20 {last.mean():.3f}, "
           f"standard error of the difference {noise:.3f}")
     assert last.mean() - first.mean() > 2 * noise
+
+
+def test_an_exploded_update_is_never_saved_and_the_run_names_the_last_good_checkpoint(data, tmp_path):
+    """At a learning rate of 1e30, warmed up over a million steps, step 1 updates at rate 0 and step 2
+    at 1e24: Adam moves every weight by about that, leaving finite weights whose scores overflow or
+    saturate. Step 2's update must stop the run before its checkpoint exists, naming step_1, which
+    stays a loadable scorer."""
+    out = tmp_path / "out"
+    proc = grpo(data, out, 4, 2, "per_step_traces=2", "save_every=1", "keep_last_n=10", "warmup_steps=1000000",
+                "learning_rate=1e30", check=False)
+    expect_error(proc, "the update of step 2 broke the scorer")
+    assert f"stopped without saving it; the last good checkpoint is {out / 'step_1'}" in proc.stderr
+    assert re.search(r"non-finite scores|scores are saturated", proc.stderr), proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "run.json", "step_1"]
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1]
+    run("foresight-export", "--checkpoint", out / "step_1", "--out", tmp_path / "export", "--model", data[0])
+
+
+def validation_problems(data, tmp_path, prompt_len=150, answer_len=1):
+    """Problems a budget can get wrong: the first prompt_len tokens of sampled traces of the model
+    (longer than B, so the cache evicts while reading them), answered by the full cache's greedy
+    continuation. A tiny random model's next token after 150 tokens is right under B 128 for about
+    half of them and under B 64 for about one in ten, so a scorer's accuracy has room to move."""
+    model = data[0]
+    traces = read_jsonl(pathlib.Path(data[1]).parent / "model.jsonl")
+    prompts = write_traces(tmp_path / "prompts.jsonl", [{"id": t["id"], "input_ids": t["input_ids"][:prompt_len]}
+                                                        for t in traces])
+    run("foresight-model", "generate", "--model", model, "--prompts", prompts, "--out", tmp_path / "full.jsonl",
+        "--max-new-tokens", answer_len, "--temperature", 0, "--stop-ids", "none")
+    return write_traces(tmp_path / "problems.jsonl", [{"id": r["id"], "input_ids": r["input_ids"][:prompt_len],
+                                                       "answer_ids": r["input_ids"][prompt_len:]}
+                                                      for r in read_jsonl(tmp_path / "full.jsonl")])
+
+
+def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path):
+    """Validated at step 0 (the SFT scorer) and at every save: each row's accuracy is the mean of its
+    budgets', best_step is the running best (ties keep the earlier), and final/ is that scorer,
+    whose accuracy foresight-eval's generation mode measures again."""
+    problems = validation_problems(data, tmp_path)
+    out = tmp_path / "out"
+    grpo(data, out, 6, 2, "per_step_traces=2", "save_every=2", "keep_last_n=10", "learning_rate=1e-2",
+         "warmup_steps=0", f"validation.problems={problems}", "validation.max_new_tokens=1",
+         "validation.budgets=[64,128]", "validation.stop_ids=[0]")
+    validated = {r["step"]: r for r in read_jsonl(out / "metrics.jsonl") if "val_accuracy" in r}
+    assert sorted(validated) == [0, 2, 4, 6]
+    best = None
+    for step in sorted(validated):
+        row = validated[step]
+        assert set(row["val_accuracy_by_budget"]) == {"64", "128"}
+        assert row["val_accuracy"] == pytest.approx(np.mean(list(row["val_accuracy_by_budget"].values())))
+        if best is None or row["val_accuracy"] > validated[best]["val_accuracy"]:
+            best = step
+        assert (row["best_step"], row["best_val_accuracy"]) == (best, validated[best]["val_accuracy"])
+    print({s: r["val_accuracy_by_budget"] for s, r in validated.items()})
+    chosen = data[2] if best == 0 else out / f"step_{best}"
+    final = read_weights(out / "final")
+    assert all(np.array_equal(final[k], w) for k, w in read_weights(chosen).items())
+    provenance = json.loads((out / "final" / "scorer.json").read_text())["provenance"]
+    assert provenance["step"] == best
+    assert provenance["validation"]["accuracy"] == validated[best]["val_accuracy"]
+    run("foresight-eval", "--config", ROOT / "configs" / "eval" / "generation_tiny.yaml", f"model={data[0]}",
+        f"problems={problems}", f"output_dir={tmp_path / 'eval'}", f"scorer={out / 'final'}", "policies=[foresight]",
+        "budgets=[64, 128]", "interval=8", "max_new_tokens=1", "stop_ids=[0]")
+    measured = {str(r["B"]): r["accuracy"] for r in json.loads((tmp_path / "eval" / "results.json").read_text())
+                if r["policy"] == "foresight"}
+    assert measured == pytest.approx(validated[best]["val_accuracy_by_budget"])
+
+
+def test_validation_settings_without_problems_are_refused(data, tmp_path):
+    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), "validation.budgets=[64]", check=False)
+    expect_error(proc, 'key "validation.budgets" is set without validation.problems')
+    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), "validation.problems=nowhere.jsonl",
+               check=False)
+    expect_error(proc, 'key "validation.max_new_tokens"')
+    assert not (tmp_path / "out").exists()
 
 
 def snapshot(directory):

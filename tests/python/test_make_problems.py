@@ -64,7 +64,7 @@ def ids(tok, *tokens):
 
 
 def final_answer(continuation, prefix, stop_ids):
-    """eval/answer.cpp's final_answer: the run after the last prefix, up to the first stop id."""
+    """generate/answer.cpp's final_answer: the run after the last prefix, up to the first stop id."""
     end = next((i for i, t in enumerate(continuation) if t in stop_ids), len(continuation))
     starts = [i for i in range(end - len(prefix) + 1) if continuation[i:i + len(prefix)] == prefix]
     return continuation[starts[-1] + len(prefix):end] if starts else None

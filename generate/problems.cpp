@@ -1,4 +1,4 @@
-#include "eval/problems.h"
+#include "generate/problems.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,0 +1,60 @@
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cache/schedule.h"
+#include "generate/problems.h"
+#include "policy/features.h"
+
+namespace foresight {
+
+class LearnedScorer;
+class Transformer;
+
+// What GRPO measures its scorer by while it trains (key `validation` of a grpo config): greedy
+// generation-mode accuracy on problems that are never reported, at one or more budgets. GRPO's
+// reward is teacher-forced and keeps rising while the model's own generation under the scorer
+// breaks; this is what tells a run when to stop, and which checkpoint to keep.
+struct ValidationOptions {
+  std::string problems;           // problems JSONL (generate/problems.h); empty: no validation
+  std::vector<int64_t> budgets;   // empty: the training budget
+  int64_t max_new_tokens = 0;
+  std::vector<int64_t> stop_ids;  // empty: the model's eos ids
+
+  bool enabled() const { return !problems.empty(); }
+};
+
+struct ValidationResult {
+  double accuracy = 0;            // the mean over budgets of each budget's accuracy
+  std::vector<double> by_budget;  // in the order of Validator::budgets()
+};
+
+// Greedy decoding of every problem under the learned scorer (policy foresight, top-W drops) at each
+// budget, with the training interval and protect; accuracy is the share of problems whose final
+// answer is right (generate/answer.h), as foresight-eval's generation mode counts it.
+class Validator {
+ public:
+  // Reads and checks the problems (each must fit the model's positions with max_new_tokens) and
+  // the budgets (each a multiple of the interval, above it, holding the protect), for scorers of
+  // `scorer`'s kind.
+  Validator(const ValidationOptions& options, const std::string& model_dir, const Transformer& model,
+            const EvictionSchedule& training, const Protect& protect, LearnedScorer& scorer);
+
+  // Correct answers per budget among the problems this rank decodes (those with index % world ==
+  // rank), float64 [budgets]: summed over ranks, then passed to result().
+  at::Tensor correct(const Transformer& model, LearnedScorer& scorer, int64_t rank, int64_t world) const;
+  ValidationResult result(const at::Tensor& correct) const;
+  const std::vector<int64_t>& budgets() const { return budgets_; }
+
+ private:
+  std::vector<Problem> problems_;
+  std::vector<int64_t> budgets_, stop_ids_;
+  int64_t interval_ = 0, max_new_tokens_ = 0;
+  Protect protect_;
+  FeatureSet features_;
+};
+
+}  // namespace foresight
