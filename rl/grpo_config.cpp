@@ -9,7 +9,7 @@ namespace foresight {
 
 GrpoConfig parse_grpo_config(const Config& c) {
   c.check_known_keys({"model", "golden", "init_scorer", "output_dir", "device", "dtype", "features", "max_steps",
-                      "per_step_traces", "num_generations", "rollout_batch", "num_iterations", "learning_rate", "lr_schedule",
+                      "per_step_traces", "num_generations", "rollout_batch", "rollout_budgets", "num_iterations", "learning_rate", "lr_schedule",
                       "warmup_steps", "max_grad_norm", "epsilon", "beta", "beta_steps", "reward.*", "logprob",
                       "exact_update", "keep_features", "max_abs_score", "validation.problems",
                       "validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
@@ -56,6 +56,7 @@ GrpoConfig parse_grpo_config(const Config& c) {
     c.fail("keep_features", "is true, but the exact update (exact_update, the default at num_iterations 1) keeps no "
                             "features; leave it out, or set exact_update false to update from kept features");
   }
+  if (c.has("rollout_budgets")) r.rollout_budgets = c.non_negative_int_list("rollout_budgets", "budgets");
   r.max_abs_score = c.positive_number("max_abs_score", r.max_abs_score);
   if (c.has("validation.problems")) {
     r.validation.problems = c.string("validation.problems");

@@ -32,6 +32,9 @@ struct GrpoConfig {
   // replayed one (num_iterations > 1, or exact_update false) keeps features or re-runs the model.
   bool exact_update = true;
   bool keep_features = true;
+  // Budgets the rollouts run at, taken in turn over each step's traces (a trace too short for one
+  // takes the largest it holds); empty: the golden file's B alone. W and protect stay the golden's.
+  std::vector<int64_t> rollout_budgets;
   // A policy score beyond this magnitude counts as saturated: the step that made it is not saved.
   double max_abs_score = 1e4;
   // Measured at step 0 (the init scorer) and at every save; final/ is then the best of them.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <memory>
 #include <optional>
@@ -61,8 +62,9 @@ struct LocalRollout {
 };
 
 // Refuses traces too short for a reward: the schedule needs B + 2W tokens for one eviction step
-// and W - 1 scored positions after it.
-void check_trace_lengths(const GoldenFileReader& golden, const GrpoConfig& cfg) {
+// and W - 1 scored positions after it. And rollout budgets the golden file's W and each trace's
+// protect cannot run with.
+void check_traces(const GoldenFileReader& golden, const GrpoConfig& cfg) {
   const EvictionSchedule& s = golden.header().schedule;
   const int64_t need = s.budget + 2 * s.interval;
   for (const std::string& id : golden.trace_ids()) {
@@ -71,7 +73,34 @@ void check_trace_lengths(const GoldenFileReader& golden, const GrpoConfig& cfg) 
                   " tokens; GRPO needs at least B + 2W = " + std::to_string(need) +
                   " (one eviction step and positions after it to score); leave it out of the golden run");
     }
+    for (const int64_t budget : cfg.rollout_budgets) {
+      EvictionSchedule with = golden.schedule(id);
+      with.budget = budget;
+      try {
+        with.validate();
+      } catch (const Error& e) {
+        throw Error("rollout_budgets: " + std::to_string(budget) + " with the golden file's W " +
+                    std::to_string(s.interval) + " and trace " + id + "'s protect " + std::to_string(with.protect) +
+                    ": " + e.what());
+      }
+    }
   }
+}
+
+// The schedule one trace of a step rolls out under: its own (golden B, protect resolved), with the
+// budget `budgets[pick % n]`, or, when the trace is too short for an eviction step and a scored
+// chunk under it (B + 2W tokens), the largest listed budget it holds; the golden B always fits.
+EvictionSchedule rollout_schedule(EvictionSchedule trace, const std::vector<int64_t>& budgets, int64_t pick,
+                                  int64_t length) {
+  if (budgets.empty()) return trace;
+  const int64_t golden_budget = trace.budget;
+  trace.budget = budgets[static_cast<std::size_t>(pick % static_cast<int64_t>(budgets.size()))];
+  if (length >= trace.budget + 2 * trace.interval) return trace;
+  trace.budget = golden_budget;
+  for (const int64_t b : budgets) {
+    if (length >= b + 2 * trace.interval) trace.budget = std::max(trace.budget, b);
+  }
+  return trace;
 }
 
 // golden_sha256 pins the data; the init scorer's own provenance carries the SFT run's. A scorer
@@ -94,6 +123,20 @@ nlohmann::json validation_json(const Validator& validator, const ValidationResul
   nlohmann::json by_budget = nlohmann::json::object();
   for (std::size_t b = 0; b < r.by_budget.size(); ++b) by_budget[std::to_string(validator.budgets()[b])] = r.by_budget[b];
   return {{"accuracy", r.accuracy}, {"by_budget", by_budget}};
+}
+
+// The accuracies at `budgets` of the first validation a metrics file records (the floor); empty
+// when it records none.
+std::vector<double> first_validation(const fs::path& metrics, const std::vector<int64_t>& budgets) {
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    const auto row = nlohmann::json::parse(line, nullptr, false);
+    if (row.is_discarded() || !row.contains("val_accuracy_by_budget")) continue;
+    std::vector<double> out;
+    for (const int64_t b : budgets) out.push_back(row.at("val_accuracy_by_budget").at(std::to_string(b)).get<double>());
+    return out;
+  }
+  return {};
 }
 
 // One sampled rollout of `ids` under the just-updated scorer, without gradient, before the step is
@@ -127,7 +170,7 @@ void run_grpo(const GrpoConfig& cfg) {
   GoldenFileReader golden(cfg.golden);
   const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
   check_feature_set(cfg.features, base.checkpoint.config.group_size());
-  check_trace_lengths(golden, cfg);
+  check_traces(golden, cfg);
   const EvictionSchedule schedule = golden.header().schedule;
   const ScorerSpec spec{base.fingerprint, base.checkpoint.config.group_size(), cfg.features, schedule,
                         golden.header().protect};
@@ -187,22 +230,31 @@ void run_grpo(const GrpoConfig& cfg) {
   int64_t last_good = saved.empty() ? -1 : start;
 
   // Validation: every rank decodes its share of the problems; the counts are summed. Measured for
-  // the init scorer first (step 0), then at every save; the best is kept in OUT/best.
+  // the init scorer first (step 0), then at every save. A later scorer is kept in OUT/best only if
+  // it is at least the init scorer at every budget (its floor) and better than the best on the
+  // mean: SFT+GRPO must not trade one budget for another.
   BestCheckpoint best(out_dir, writer);
+  std::vector<double> floor;
   auto validate = [&](int64_t at_step, nlohmann::json& row) {
     std::vector<at::Tensor> correct{validator->correct(model, policy, ranks->rank(), ranks->world_size())};
     ranks->all_reduce_sum(correct);
     const ValidationResult r = validator->result(correct[0]);
     const nlohmann::json v = validation_json(*validator, r);
-    best.offer(at_step, r.accuracy, policy, provenance(cfg, golden_sha256, init_provenance, at_step, v));
+    if (floor.empty()) floor = r.by_budget;
+    bool above_floor = true;
+    for (std::size_t b = 0; b < floor.size(); ++b) above_floor = above_floor && r.by_budget[b] >= floor[b];
+    if (above_floor) best.offer(at_step, r.accuracy, policy, provenance(cfg, golden_sha256, init_provenance, at_step, v));
     row["val_accuracy"] = r.accuracy;
     row["val_accuracy_by_budget"] = v.at("by_budget");
+    row["val_above_floor"] = above_floor;
     row["best_step"] = best.step();
     row["best_val_accuracy"] = best.accuracy();
   };
-  // Resumed, the best so far is in OUT/best, saved before any step_N that followed it. A run
-  // without it (resumed from a run that did not validate) starts from the scorer it resumes.
-  if (validator && !(!saved.empty() && best.restore())) {
+  // Resumed, the best so far is in OUT/best, saved before any step_N that followed it, and the
+  // floor is the first validation row of metrics.jsonl. A run without them (resumed from a run that
+  // did not validate) starts from the scorer it resumes.
+  if (validator && !saved.empty() && best.restore()) floor = first_validation(out_dir / "metrics.jsonl", validator->budgets());
+  if (validator && floor.empty()) {
     nlohmann::json row{{"step", start}};
     validate(start, row);
     if (writer) metrics->write(row.dump());
@@ -226,9 +278,12 @@ void run_grpo(const GrpoConfig& cfg) {
     for (int64_t i = 0; i < traces; ++i) {
       const GoldenTrace g = golden.read(batch[static_cast<std::size_t>(i)]);
       tokens[static_cast<std::size_t>(i)] = token_ids(g.tokens);
-      trace_options[static_cast<std::size_t>(i)].schedule = golden.schedule(batch[static_cast<std::size_t>(i)]);
       const auto& ids_i = tokens[static_cast<std::size_t>(i)];
-      const int64_t offset = cfg.reward.offset >= 0 ? cfg.reward.offset : schedule.budget + schedule.interval;
+      const EvictionSchedule& trace_schedule = trace_options[static_cast<std::size_t>(i)].schedule =
+          rollout_schedule(golden.schedule(batch[static_cast<std::size_t>(i)]), cfg.rollout_budgets,
+                           step * traces + i, static_cast<int64_t>(ids_i.size()));
+      const int64_t offset =
+          cfg.reward.offset >= 0 ? cfg.reward.offset : trace_schedule.budget + trace_schedule.interval;
       std::vector<int64_t> my_generations;  // this rank's share of the trace's group
       for (int64_t gen = ranks->rank(); gen < groups; gen += ranks->world_size()) my_generations.push_back(gen);
       const std::size_t per_pass =
@@ -241,7 +296,7 @@ void run_grpo(const GrpoConfig& cfg) {
         for (std::size_t k = first; k < end; ++k) {
           gens.push_back(rollout_generator(cfg.seed, step, i, my_generations[k]));
           exact.push_back(cfg.exact_update ? std::make_unique<ExactGradient>(
-                                                 policy, schedule.steps(static_cast<int64_t>(ids_i.size())), update, weight)
+                                                 policy, trace_schedule.steps(static_cast<int64_t>(ids_i.size())), update, weight)
                                            : nullptr);
           gradients.push_back(exact.back().get());
         }
@@ -324,6 +379,11 @@ void run_grpo(const GrpoConfig& cfg) {
                        {"update_seconds", update_secs},
                        {"update_scorer_seconds", total.scorer_seconds},
                        {"kept_feature_bytes_per_rollout", kept_bytes / std::max<double>(local.size(), 1)}};
+    if (!cfg.rollout_budgets.empty()) {
+      std::vector<int64_t> budgets;
+      for (const RolloutOptions& o : trace_options) budgets.push_back(o.schedule.budget);
+      row["rollout_budgets"] = budgets;
+    }
     if (save_now && validator) {
       const auto tv = Clock::now();
       validate(step + 1, row);

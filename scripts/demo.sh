@@ -35,9 +35,11 @@ model=$testbed/model
 configs=$FORESIGHT_ROOT/configs
 
 echo "== 1. the $name model ($model): $about"
-# Held-out problems 64 on: 0..63 validated the configs' choices (the testbed's README.md).
+# Held-out problems 64 on are reported; 0..63 validated the configs' choices (the testbed's
+# README.md), and GRPO validates its checkpoints on 0..31.
 "$py" "$testbed/task.py" prompts --split train --count 128 --out "$work/train-prompts.jsonl"
 "$py" "$testbed/task.py" problems --split heldout --start 64 --count "$problems" --out "$work/problems.jsonl"
+"$py" "$testbed/task.py" problems --split heldout --start 0 --count 32 --out "$work/validation.jsonl"
 
 echo "== 2. traces: the model's own sampled answers (temperature 1, seed $seed) to 128 training problems -> $work/traces.jsonl"
 "$FORESIGHT_BIN/foresight-model" generate --model "$model" --prompts "$work/train-prompts.jsonl" \
@@ -61,17 +63,26 @@ echo "== 4. SFT: distil the oracle into the scorer, 200 steps -> $work/sft"
 "$FORESIGHT_BIN/foresight-train" sft --config "$configs/sft/$name.yaml" \
   model="$model" golden="$work/golden.h5" output_dir="$work/sft" seed="$seed"
 
-echo "== 5. GRPO: improve the SFT scorer with sampled budgeted rollouts -> $work/grpo"
+echo "== 5. GRPO: improve the SFT scorer with sampled budgeted rollouts, validated on 32 held-out problems -> $work/grpo"
 "$FORESIGHT_BIN/foresight-train" grpo --config "$configs/grpo/$name.yaml" \
-  model="$model" golden="$work/golden.h5" init_scorer="$work/sft/final" output_dir="$work/grpo" seed="$seed"
+  model="$model" golden="$work/golden.h5" init_scorer="$work/sft/final" output_dir="$work/grpo" seed="$seed" \
+  validation.problems="$work/validation.jsonl"
 "$py" - "$work/grpo/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-third = max(1, len(rows) // 3)
+steps = [r for r in rows if "reward" in r]
+third = max(1, len(steps) // 3)
 mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
-print(f"GRPO reward {mean(rows[:third], 'reward'):.3f} over the first {third} steps, "
-      f"{mean(rows[-third:], 'reward'):.3f} over the last {third} (spike rate {mean(rows[:third], 'spike_rate'):.4f} -> "
-      f"{mean(rows[-third:], 'spike_rate'):.4f})")
+print(f"GRPO reward {mean(steps[:third], 'reward'):.3f} over the first {third} steps, "
+      f"{mean(steps[-third:], 'reward'):.3f} over the last {third} (spike rate {mean(steps[:third], 'spike_rate'):.4f} -> "
+      f"{mean(steps[-third:], 'spike_rate'):.4f})")
+print("validation accuracy by step (B: accuracy):")
+for r in rows:
+    if "val_accuracy" in r:
+        cells = ", ".join(f"{b} {a:.3f}" for b, a in r["val_accuracy_by_budget"].items())
+        print(f"  step {r['step']:4d}: mean {r['val_accuracy']:.3f} ({cells})"
+              f"{'' if r['val_above_floor'] else ', below SFT at a budget'}")
+print(f"final/ is step {rows[-1]['best_step']} (0: the SFT scorer)")
 PY
 
 echo "== 6. answer accuracy under a budget on $problems held-out problems (greedy decoding) -> $work/accuracy"

@@ -259,8 +259,9 @@ def validation_problems(data, tmp_path, prompt_len=150, answer_len=1):
 
 def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path):
     """Validated at step 0 (the SFT scorer) and at every save: each row's accuracy is the mean of its
-    budgets', best_step is the running best (ties keep the earlier), and final/ is that scorer,
-    whose accuracy foresight-eval's generation mode measures again."""
+    budgets', best_step is the running best among the scorers at least the SFT scorer's accuracy at
+    every budget (ties keep the earlier), and final/ is that scorer, whose accuracy foresight-eval's
+    generation mode measures again."""
     problems = validation_problems(data, tmp_path)
     out = tmp_path / "out"
     grpo(data, out, 6, 2, "per_step_traces=2", "save_every=2", "keep_last_n=10", "learning_rate=1e-2",
@@ -268,12 +269,14 @@ def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path):
          "validation.budgets=[64,128]", "validation.stop_ids=[0]")
     validated = {r["step"]: r for r in read_jsonl(out / "metrics.jsonl") if "val_accuracy" in r}
     assert sorted(validated) == [0, 2, 4, 6]
-    best = None
+    best, floor = None, validated[0]["val_accuracy_by_budget"]
     for step in sorted(validated):
         row = validated[step]
         assert set(row["val_accuracy_by_budget"]) == {"64", "128"}
         assert row["val_accuracy"] == pytest.approx(np.mean(list(row["val_accuracy_by_budget"].values())))
-        if best is None or row["val_accuracy"] > validated[best]["val_accuracy"]:
+        above = all(row["val_accuracy_by_budget"][b] >= floor[b] for b in floor)
+        assert row["val_above_floor"] == above
+        if best is None or (above and row["val_accuracy"] > validated[best]["val_accuracy"]):
             best = step
         assert (row["best_step"], row["best_val_accuracy"]) == (best, validated[best]["val_accuracy"])
     print({s: r["val_accuracy_by_budget"] for s, r in validated.items()})
@@ -289,6 +292,26 @@ def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path):
     measured = {str(r["B"]): r["accuracy"] for r in json.loads((tmp_path / "eval" / "results.json").read_text())
                 if r["policy"] == "foresight"}
     assert measured == pytest.approx(validated[best]["val_accuracy_by_budget"])
+
+
+def test_rollout_budgets_take_turns_over_each_steps_traces(data, tmp_path):
+    """Traces of step k, i-th in the step, roll out at rollout_budgets[(k * traces + i) % n] (or the
+    largest listed budget they are long enough for); one listed budget equal to the golden B is the
+    plain run, step for step; a budget W does not divide is refused before any output."""
+    grpo(data, tmp_path / "turns", 3, 2, "per_step_traces=2", "rollout_budgets=[64,128,192]")
+    rows = read_jsonl(tmp_path / "turns" / "metrics.jsonl")
+    assert [r["rollout_budgets"] for r in rows] == [[64, 128], [192, 64], [128, 192]]
+    grpo(data, tmp_path / "plain", 3, 2, "per_step_traces=2")
+    grpo(data, tmp_path / "one", 3, 2, "per_step_traces=2", "rollout_budgets=[64]")
+    one = [{k: v for k, v in r.items() if k != "rollout_budgets"} for r in read_jsonl(tmp_path / "one" / "metrics.jsonl")]
+    assert comparable(one) == comparable(read_jsonl(tmp_path / "plain" / "metrics.jsonl"))
+    assert comparable(rows) != comparable(read_jsonl(tmp_path / "plain" / "metrics.jsonl"))
+    # The traces have 319 tokens: B 304 needs 320, so its turn goes to the largest listed budget they hold.
+    grpo(data, tmp_path / "long", 1, 2, "per_step_traces=2", "rollout_budgets=[304,128]")
+    assert read_jsonl(tmp_path / "long" / "metrics.jsonl")[0]["rollout_budgets"] == [128, 128]
+    proc = run("foresight-train", *grpo_args(data, tmp_path / "bad", 2, 2), "rollout_budgets=[60]", check=False)
+    expect_error(proc, "rollout_budgets: 60 with the golden file's W 8")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_validation_settings_without_problems_are_refused(data, tmp_path):
