@@ -23,10 +23,15 @@ sft keys (configs/sft/tiny.yaml documents each): model, golden, output_dir, devi
 features, max_steps, batch_size, lr, lr_schedule, warmup_steps, max_grad_norm, margin,
 heldout_fraction, eval_every, save_every, keep_last_n, seed, expect_model.*.
 grpo keys (configs/grpo/tiny.yaml documents each): model, golden, init_scorer, output_dir,
-device, dtype, features, max_steps, per_step_traces, num_generations, num_iterations,
-learning_rate, lr_schedule, warmup_steps, max_grad_norm, epsilon, beta, beta_steps,
-reward.{kind,threshold,exclude_fraction,offset}, logprob, keep_features, save_every,
-keep_last_n, dist_timeout_s, seed, expect_model.*.
+device, dtype, features, max_steps, per_step_traces, num_generations, rollout_batch,
+rollout_budgets, num_iterations, learning_rate, lr_schedule, warmup_steps, max_grad_norm,
+epsilon, beta, beta_steps, reward.{kind,threshold,exclude_fraction,offset}, logprob,
+exact_update, keep_features, max_abs_score, validation.{problems,budgets,max_new_tokens,stop_ids},
+save_every, keep_last_n, dist_timeout_s, seed, expect_model.*.
+With validation.problems, grpo measures greedy answer accuracy at step 0 and at every save, and
+final/ is the best scorer at least step 0's at every budget (OUT/best meanwhile). A step whose
+scorer gives non-finite or saturated scores on a rollout is never saved; the run stops naming
+the last good checkpoint.
 
 An output_dir that holds checkpoints is resumed from the latest one, by a run of the same stage
 with the same golden file and config (configs/README.md lists the keys a resume may change:
