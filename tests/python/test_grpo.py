@@ -173,6 +173,24 @@ def test_two_torchrun_ranks_take_the_steps_one_process_takes(data, tmp_path, mon
     assert moved(data, tmp_path / "two") > 1e-3  # and it did train
 
 
+def test_two_torchrun_ranks_validate_as_one_process(data, tmp_path, monkeypatch):
+    """Each rank decodes its share of the validation problems and the counts are summed: the SFT
+    scorer's validation (step 0) is exactly one process's, and step 2's, from weights equal up to the
+    ranks' summation order, is within one problem per budget."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    problems = validation_problems(data, tmp_path)
+    args = ("per_step_traces=2", "save_every=2", "learning_rate=1e-2", "warmup_steps=0",
+            f"validation.problems={problems}", "validation.max_new_tokens=1", "validation.budgets=[64,128]",
+            "validation.stop_ids=[0]")
+    torchrun("foresight-train", *grpo_args(data, tmp_path / "two", 2, 4, *args, "dist_timeout_s=60"))
+    grpo(data, tmp_path / "one", 2, 4, *args)
+    two, one = ([r for r in read_jsonl(tmp_path / d / "metrics.jsonl") if "val_accuracy" in r] for d in ("two", "one"))
+    assert [r["step"] for r in two] == [r["step"] for r in one] == [0, 2]
+    assert two[0]["val_accuracy_by_budget"] == one[0]["val_accuracy_by_budget"]
+    for b, accuracy in one[1]["val_accuracy_by_budget"].items():
+        assert abs(two[1]["val_accuracy_by_budget"][b] - accuracy) <= 1 / 12 + 1e-12
+
+
 def launch_rank(data, out, rank, port, steps):
     args = grpo_args(data, out, steps, 2, "per_step_traces=2", "dist_timeout_s=20")
     return subprocess.Popen([str(BIN / "foresight-train"), *map(str, args)], env=rank_environment(rank, port),
