@@ -13,6 +13,12 @@ std::optional<std::vector<int64_t>> final_answer(const std::vector<int64_t>& con
                                                  const std::vector<int64_t>& prefix,
                                                  const std::vector<int64_t>& stop_ids);
 
+// The share of `answer`'s tokens the final answer has at the same place (0 without an answer): a
+// reward with partial credit, so that rollouts which get part of a multi-part answer right are told
+// apart from those that get none. 1 exactly when the answer is right.
+double answer_token_fraction(const std::vector<int64_t>& continuation, const std::vector<int64_t>& prefix,
+                             const std::vector<int64_t>& stop_ids, const std::vector<int64_t>& answer);
+
 // Whether the final answer is exactly `answer`.
 bool answer_is_correct(const std::vector<int64_t>& continuation, const std::vector<int64_t>& prefix,
                        const std::vector<int64_t>& stop_ids, const std::vector<int64_t>& answer);

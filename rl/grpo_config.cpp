@@ -36,7 +36,16 @@ GrpoConfig parse_grpo_config(const Config& c) {
   if (r.epsilon >= 1) c.fail("epsilon", "is " + c.string("epsilon") + ", expected a clip range below 1");
   r.beta = c.non_negative_number("beta", r.beta);
   r.beta_steps = c.non_negative_int("beta_steps", r.beta_steps);
-  r.reward.kind = c.choice("reward.kind", {"spike", "mean_nll"}, r.reward.kind);
+  r.reward.kind = c.choice("reward.kind", {"spike", "mean_nll", "answer"}, r.reward.kind);
+  if (r.reward.kind == "answer") {
+    r.answer.problems = c.string("reward.problems");
+    r.answer.max_new_tokens = c.positive_int("reward.max_new_tokens");
+    if (c.has("reward.stop_ids")) r.answer.stop_ids = c.non_negative_int_list("reward.stop_ids", "token ids");
+  } else {
+    for (const char* key : {"reward.problems", "reward.max_new_tokens", "reward.stop_ids"}) {
+      if (c.has(key)) c.fail(key, "is set, but reward.kind is " + r.reward.kind + "; it belongs to reward.kind answer");
+    }
+  }
   r.reward.threshold = c.positive_number("reward.threshold", r.reward.threshold);
   r.reward.exclude_fraction = c.non_negative_number("reward.exclude_fraction", r.reward.exclude_fraction);
   if (r.reward.exclude_fraction >= 1) {
@@ -51,7 +60,15 @@ GrpoConfig parse_grpo_config(const Config& c) {
                                "; the exact update holds at a step's first update only (ratio 1): set it false, or "
                                "num_iterations 1");
   }
+  if (r.reward.kind == "answer" && r.exact_update) {
+    c.fail("exact_update", "is true (the default at num_iterations 1), but reward.kind answer updates from the features "
+                           "its free-running rollouts keep (their length is known only once they stop): set it false");
+  }
   r.keep_features = c.boolean("keep_features", !r.exact_update);
+  if (r.reward.kind == "answer" && !r.keep_features) {
+    c.fail("keep_features", "is false, but reward.kind answer updates from kept features (a free-running rollout "
+                            "cannot be replayed from a recorded trace)");
+  }
   if (r.exact_update && r.keep_features) {
     c.fail("keep_features", "is true, but the exact update (exact_update, the default at num_iterations 1) keeps no "
                             "features; leave it out, or set exact_update false to update from kept features");

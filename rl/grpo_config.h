@@ -27,6 +27,14 @@ struct GrpoConfig {
   int64_t warmup_steps = 10, beta_steps = 100;  // beta applies to the first beta_steps steps, then 0
   std::string lr_schedule = "constant";
   RewardOptions reward;
+  // reward.kind answer: free-running rollouts of these problems (not the golden traces), rewarded
+  // by the share of the answer's tokens they get right (generate/answer.h). What generation sees:
+  // the teacher-forced rewards replay a recorded trace, so they never see the model derail.
+  struct AnswerReward {
+    std::string problems;           // problems JSONL; training problems, never validation or reported ones
+    int64_t max_new_tokens = 0;
+    std::vector<int64_t> stop_ids;  // empty: the model's eos ids
+  } answer;
   LogprobKind logprob = LogprobKind::PerDrop;
   // num_iterations 1 takes the exact update (rl/exact_update.h) unless exact_update is false; the
   // replayed one (num_iterations > 1, or exact_update false) keeps features or re-runs the model.

@@ -1,14 +1,17 @@
 #include "rl/rollout.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <unordered_set>
 
 #include "cache/budgeted_decoder.h"
 #include "common/error.h"
+#include "model/sampling.h"
 #include "model/token_metrics.h"
 #include "model/transformer.h"
 #include "policy/policy_drops.h"
@@ -166,6 +169,62 @@ std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector
       r.nll = at::cat({prefix_nll, token_metrics(model, at::cat({prefix_last, rest[g]}), tokens.slice(0, shared - 1)).nll});
     }
     r.drop_slots = slots[g];
+  }
+  return out;
+}
+
+std::vector<Rollout> sample_free_rollouts(const Transformer& model, const std::vector<int64_t>& prompt,
+                                          const RolloutOptions& options, LearnedScorer& policy,
+                                          LearnedScorer& reference, std::vector<at::Generator> gens,
+                                          int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
+  const auto batch = static_cast<int64_t>(gens.size());
+  if (batch == 0) throw Error("rollout: no generator given (one per rollout)");
+  if (prompt.empty() || max_new_tokens < 1) throw Error("rollout: a free-running rollout needs a prompt and max_new_tokens >= 1");
+  std::vector<Rollout> out(static_cast<std::size_t>(batch));
+  std::vector<std::unique_ptr<SamplingDecider>> owned;
+  std::vector<DropDecider*> deciders;
+  for (std::size_t g = 0; g < out.size(); ++g) {
+    out[g].protect = options.schedule.protect;
+    out[g].steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
+    owned.push_back(std::make_unique<SamplingDecider>(options, policy, reference, std::move(gens[g]), nullptr, out[g]));
+    deciders.push_back(owned.back().get());
+  }
+  const at::Device device = model.options().device();
+  const at::Tensor ids = at::tensor(at::ArrayRef<int64_t>(prompt), at::kLong).to(device);
+  const EvictionSchedule& s = options.schedule;
+  const int64_t length = ids.size(0), shared = std::min(length, s.budget + s.interval);
+  BudgetedDecoder decoder(model, s, {deciders.front()});
+  at::Tensor hidden = decoder.feed(ids.slice(0, 0, shared).unsqueeze(0));  // [1, P, hidden]
+  decoder.branch(deciders);
+  hidden = shared < length ? decoder.feed(ids.slice(0, shared).unsqueeze(0).expand({batch, -1}).contiguous())
+                           : hidden.expand({batch, -1, -1});
+  const SamplingOptions greedy{0.0, 1.0, 0};
+  at::Generator unused = at::make_generator<at::CPUGeneratorImpl>(0);  // greedy draws nothing
+  std::vector<int64_t> kept_steps(static_cast<std::size_t>(batch), -1);  // eviction steps before its last token
+  for (int64_t produced = 1;; ++produced) {
+    const at::Tensor logits = model.logits(hidden.select(1, -1)).to(at::kCPU, at::kFloat);  // [N, vocab]
+    std::vector<int64_t> next(static_cast<std::size_t>(batch));
+    bool live = false;
+    for (int64_t g = 0; g < batch; ++g) {
+      Rollout& r = out[static_cast<std::size_t>(g)];
+      auto& kept = kept_steps[static_cast<std::size_t>(g)];
+      // A finished rollout repeats its last token: the batch advances together, its record is closed.
+      next[static_cast<std::size_t>(g)] = kept >= 0 ? r.generated.back() : sample_token(logits[g], greedy, unused);
+      if (kept >= 0) continue;
+      r.generated.push_back(next[static_cast<std::size_t>(g)]);
+      const bool stopped = std::find(stop_ids.begin(), stop_ids.end(), r.generated.back()) != stop_ids.end();
+      if (stopped || produced == max_new_tokens) {
+        kept = decoder.evictions();
+      } else {
+        live = true;
+      }
+    }
+    if (!live) break;
+    hidden = decoder.feed(at::tensor(at::ArrayRef<int64_t>(next), at::kLong).to(device).unsqueeze(1));
+  }
+  for (const auto& decider : owned) decider->check_reference();
+  for (int64_t g = 0; g < batch; ++g) {
+    for (auto& layer : out[static_cast<std::size_t>(g)].steps) layer.resize(static_cast<std::size_t>(kept_steps[g]));
   }
   return out;
 }

@@ -36,7 +36,8 @@ struct RolloutStep {
 // A budgeted rollout of one trace under sampled drops.
 struct Rollout {
   std::vector<std::vector<RolloutStep>> steps;  // [layer][eviction step]
-  at::Tensor nll;                               // float32 [L-1], under eviction
+  at::Tensor nll;                               // float32 [L-1], under eviction (teacher-forced rollouts)
+  std::vector<int64_t> generated;               // what the model wrote (free-running rollouts)
   at::Tensor drop_slots;                        // int32 [layers, steps, Hkv, W]
   RolloutReward reward;
   int64_t protect = 0;                          // its schedule's protected first slots (never candidates)
@@ -87,6 +88,18 @@ Rollout sample_rollout(const Transformer& model, const std::vector<int64_t>& ids
 std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector<int64_t>& ids,
                                      const RolloutOptions& options, LearnedScorer& policy, LearnedScorer& reference,
                                      std::vector<at::Generator> gens, std::vector<RolloutGradient*> gradients = {});
+
+// Free-running rollouts of one prompt, what generation sees: the model writes greedily under each
+// rollout's sampled drops (gens[g]), as foresight-eval decodes, until a stop id (kept) or
+// max_new_tokens. The rollouts share the prompt's first B + W tokens (one pass, then branched) and
+// then decode as one batch. Each keeps only the eviction steps taken before it wrote its last
+// token, the ones that shaped what it wrote; `generated` is that continuation; nll is unset.
+// Teacher-forcing prompt + generated through sample_rollouts with the same generator draws the same
+// drops (DESIGN.md §10's invariant, up to rounding).
+std::vector<Rollout> sample_free_rollouts(const Transformer& model, const std::vector<int64_t>& prompt,
+                                          const RolloutOptions& options, LearnedScorer& policy,
+                                          LearnedScorer& reference, std::vector<at::Generator> gens,
+                                          int64_t max_new_tokens, const std::vector<int64_t>& stop_ids);
 
 // The bytes the rollout's kept features hold in memory (keep_features): the storages its steps'
 // feature tensors keep alive, each counted once, measured rather than computed from the shapes. 0

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <memory>
 #include <optional>
@@ -16,6 +17,9 @@
 #include "common/progress.h"
 #include "common/sha256.h"
 #include "common/text_file.h"
+#include "generate/answer.h"
+#include "generate/generation.h"
+#include "generate/problems.h"
 #include "golden/golden_file.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
@@ -177,7 +181,20 @@ void run_grpo(const GrpoConfig& cfg) {
   LearnedScorer reference = LearnedScorer::load(cfg.init_scorer, spec);
   const std::string init_provenance = LearnedScorer::read_provenance(cfg.init_scorer);
   const std::string golden_sha256 = sha256_file_hex(cfg.golden);
-  const std::vector<std::string> ids = shuffled(golden.trace_ids(), cfg.seed);
+  // reward.kind answer rolls out problems, free-running, instead of the golden traces.
+  const bool free_running = cfg.reward.kind == "answer";
+  std::vector<Problem> problems;
+  std::map<std::string, std::size_t> problem_index;
+  if (free_running) {
+    problems = read_problems(cfg.answer.problems);
+    for (std::size_t p = 0; p < problems.size(); ++p) problem_index[problems[p].id] = p;
+  }
+  std::vector<std::string> sources = golden.trace_ids();
+  if (free_running) {
+    sources.clear();
+    for (const Problem& p : problems) sources.push_back(p.id);
+  }
+  const std::vector<std::string> ids = shuffled(sources, cfg.seed);
   if (ids.empty()) throw Error(cfg.golden + " holds no complete traces");
 
   std::unique_ptr<Collective> ranks =
@@ -195,6 +212,12 @@ void run_grpo(const GrpoConfig& cfg) {
   Adam adam(policy.parameters());
   if (!saved.empty()) {
     adam.load((saved.back().second / "optimizer.safetensors").string());
+  }
+  const std::vector<int64_t> answer_stops =
+      !free_running || !cfg.answer.stop_ids.empty() ? cfg.answer.stop_ids : default_stop_ids(cfg.model, model.config());
+  for (const Problem& p : problems) {
+    check_prompt_fits(model.config(), p.id, p.input_ids, cfg.answer.max_new_tokens);
+    golden.header().protect.resolve(schedule, static_cast<int64_t>(p.input_ids.size()), "reward.problems: " + p.id);
   }
   std::optional<Validator> validator;
   if (cfg.validation.enabled()) {
@@ -272,16 +295,23 @@ void run_grpo(const GrpoConfig& cfg) {
     std::vector<std::vector<int64_t>> tokens(batch.size());
     std::vector<RolloutOptions> trace_options(batch.size(), rollout_options);  // protect resolved per trace
     std::vector<LocalRollout> local;
-    at::Tensor table = at::zeros({traces, groups, 3}, at::kDouble);  // reward, spike rate, NLL increase
+    // reward, then spike rate and NLL increase (teacher-forced) or correct and tokens written (answer)
+    at::Tensor table = at::zeros({traces, groups, 3}, at::kDouble);
     int64_t rollout_tokens = 0;
     try {
     for (int64_t i = 0; i < traces; ++i) {
-      const GoldenTrace g = golden.read(batch[static_cast<std::size_t>(i)]);
-      tokens[static_cast<std::size_t>(i)] = token_ids(g.tokens);
+      // What the rollouts start from: a golden trace, teacher-forced, or a problem's prompt, written on.
+      const std::string& id = batch[static_cast<std::size_t>(i)];
+      const Problem* problem = free_running ? &problems[problem_index.at(id)] : nullptr;
+      const GoldenTrace g = free_running ? GoldenTrace{} : golden.read(id);
+      tokens[static_cast<std::size_t>(i)] = free_running ? problem->input_ids : token_ids(g.tokens);
       const auto& ids_i = tokens[static_cast<std::size_t>(i)];
+      const EvictionSchedule own =
+          free_running ? golden.header().protect.resolve(schedule, static_cast<int64_t>(ids_i.size()), id)
+                       : golden.schedule(id);
+      const int64_t longest = static_cast<int64_t>(ids_i.size()) + (free_running ? cfg.answer.max_new_tokens : 0);
       const EvictionSchedule& trace_schedule = trace_options[static_cast<std::size_t>(i)].schedule =
-          rollout_schedule(golden.schedule(batch[static_cast<std::size_t>(i)]), cfg.rollout_budgets,
-                           step * traces + i, static_cast<int64_t>(ids_i.size()));
+          rollout_schedule(own, cfg.rollout_budgets, step * traces + i, longest);
       const int64_t offset =
           cfg.reward.offset >= 0 ? cfg.reward.offset : trace_schedule.budget + trace_schedule.interval;
       std::vector<int64_t> my_generations;  // this rank's share of the trace's group
@@ -300,17 +330,35 @@ void run_grpo(const GrpoConfig& cfg) {
                                            : nullptr);
           gradients.push_back(exact.back().get());
         }
+        const RolloutOptions& options_i = trace_options[static_cast<std::size_t>(i)];
         std::vector<Rollout> rollouts =
-            sample_rollouts(model, ids_i, trace_options[static_cast<std::size_t>(i)], policy, reference,
-                            std::move(gens), std::move(gradients));
+            free_running ? sample_free_rollouts(model, ids_i, options_i, policy, reference, std::move(gens),
+                                                cfg.answer.max_new_tokens, answer_stops)
+                         : sample_rollouts(model, ids_i, options_i, policy, reference, std::move(gens),
+                                           std::move(gradients));
         for (std::size_t k = first; k < end; ++k) {
           LocalRollout r{i, my_generations[k], std::move(rollouts[k - first]), std::move(exact[k - first])};
-          r.rollout.reward = rollout_reward(g.nll, g.entropy, r.rollout.nll.cpu(), offset, cfg.reward);
-          table[i][my_generations[k]] = at::tensor({r.rollout.reward.reward, r.rollout.reward.spike_rate,
-                                          r.rollout.reward.mean_nll_increase}, at::kDouble);
-          rollout_tokens += g.tokens.numel();
+          if (free_running) {
+            const std::vector<int64_t>& text = r.rollout.generated;
+            r.rollout.reward.reward =
+                answer_token_fraction(text, problem->answer_prefix_ids, answer_stops, problem->answer_ids);
+            const bool right = answer_is_correct(text, problem->answer_prefix_ids, answer_stops, problem->answer_ids);
+            table[i][my_generations[k]] =
+                at::tensor({r.rollout.reward.reward, right ? 1.0 : 0.0, static_cast<double>(text.size())}, at::kDouble);
+            rollout_tokens += static_cast<int64_t>(ids_i.size() + text.size());
+          } else {
+            r.rollout.reward = rollout_reward(g.nll, g.entropy, r.rollout.nll.cpu(), offset, cfg.reward);
+            table[i][my_generations[k]] = at::tensor({r.rollout.reward.reward, r.rollout.reward.spike_rate,
+                                            r.rollout.reward.mean_nll_increase}, at::kDouble);
+            rollout_tokens += g.tokens.numel();
+          }
           local.push_back(std::move(r));
         }
+      }
+      // The probe before a save replays the first trace: a prompt alone may end before any eviction.
+      if (free_running && i == 0 && !local.empty()) {
+        tokens.front().insert(tokens.front().end(), local.front().rollout.generated.begin(),
+                              local.front().rollout.generated.end());
       }
     }
     } catch (const Error& e) {
@@ -368,8 +416,8 @@ void run_grpo(const GrpoConfig& cfg) {
                        {"frac_reward_zero_std", g.frac_zero_std},
                        {"kl", total.kl / layers},
                        {"clip_ratio", total.clip / layers},
-                       {"spike_rate", table.select(2, 1).mean().item<double>()},
-                       {"nll_increase", table.select(2, 2).mean().item<double>()},
+                       {free_running ? "answer_correct" : "spike_rate", table.select(2, 1).mean().item<double>()},
+                       {free_running ? "generated_tokens" : "nll_increase", table.select(2, 2).mean().item<double>()},
                        {"loss", total.loss / static_cast<double>(cfg.num_iterations)},
                        {"grad_norm", grad_norm},
                        {"lr", lr},

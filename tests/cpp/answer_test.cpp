@@ -44,5 +44,16 @@ TEST(AnswerIsCorrect, NeedsTheExactRun) {
   EXPECT_TRUE(answer_is_correct(gen, {}, kStop, {3, 7, 8, 4, 2}));
 }
 
+// Hand-counted: the answer run after the marker {7, 8} is {4, 2, 5, 6} (up to the stop 0).
+TEST(AnswerTokenFraction, CountsTokensInPlaceOverTheLongerRun) {
+  const Ids gen = {3, 7, 8, 4, 2, 5, 6, 0, 4};
+  EXPECT_EQ(answer_token_fraction(gen, {7, 8}, kStop, {4, 2, 5, 6}), 1.0);
+  EXPECT_EQ(answer_token_fraction(gen, {7, 8}, kStop, {4, 9, 5, 9}), 0.5);   // 2 of 4 in place
+  EXPECT_EQ(answer_token_fraction(gen, {7, 8}, kStop, {2, 5, 6, 4}), 0.0);   // all there, none in place
+  EXPECT_EQ(answer_token_fraction(gen, {7, 8}, kStop, {4, 2}), 0.5);        // 2 extra tokens said: 2 of 4
+  EXPECT_EQ(answer_token_fraction(gen, {7, 8}, kStop, {4, 2, 5, 6, 1, 1, 1, 1}), 0.5);  // half of it missing
+  EXPECT_EQ(answer_token_fraction(gen, {9}, kStop, {4, 2, 5, 6}), 0.0);     // no marker: no answer
+}
+
 }  // namespace
 }  // namespace foresight

@@ -3,6 +3,7 @@
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -286,6 +287,52 @@ TEST(Rollout, NonFiniteScoresAreRefusedByLayerAndStep) {
   const std::string r = error_of(clean, policy);
   EXPECT_NE(r.find("reference scorer"), std::string::npos) << r;
   EXPECT_NE(r.find("layer 1, eviction step 0"), std::string::npos) << r;
+}
+
+// A free-running rollout is generation under sampled drops: teacher-forcing what it wrote through
+// the ordinary rollout, with a generator seeded alike, draws the same drops at every step it kept
+// (DESIGN.md §10's invariant), and it keeps exactly the steps taken before its last token. A stop
+// id ends it at the stop's first occurrence, with the same text and drops up to there.
+TEST(Rollout, FreeRunningRolloutsDrawWhatTeacherForcingTheirTextDraws) {
+  const Transformer model = tiny_model("rollout_free", 4, 2);
+  const auto prompt = random_ids(30, 8);
+  const EvictionSchedule schedule{16, 8};
+  LearnedScorer policy(spec_of(model, schedule), 1), reference(spec_of(model, schedule), 2);
+  const RolloutOptions options{schedule, FeatureSet::Recency, LogprobKind::PerDrop, true};
+  auto gen = [](uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); };
+  const std::vector<Rollout> free = sample_free_rollouts(model, prompt, options, policy, reference, {gen(5), gen(6)}, 40, {});
+  ASSERT_EQ(free.size(), 2u);
+  EXPECT_NE(free[0].generated, free[1].generated) << "other drops, other text (tiny random models are fragile)";
+  for (std::size_t g = 0; g < free.size(); ++g) {
+    ASSERT_EQ(free[g].generated.size(), 40u);
+    std::vector<int64_t> ids = prompt;
+    ids.insert(ids.end(), free[g].generated.begin(), free[g].generated.end());
+    const Rollout forced = sample_rollout(model, ids, options, policy, reference, gen(5 + g));
+    for (std::size_t layer = 0; layer < free[g].steps.size(); ++layer) {
+      // 69 tokens fed (the last one written is not): (69 - 16 - 1) / 8 = 6 steps, as for the 70-token trace.
+      ASSERT_EQ(free[g].steps[layer].size(), 6u);
+      ASSERT_EQ(forced.steps[layer].size(), 6u);
+      for (std::size_t s = 0; s < 6; ++s) {
+        EXPECT_TRUE(at::equal(free[g].steps[layer][s].drops.slots, forced.steps[layer][s].drops.slots))
+            << "rollout " << g << ", layer " << layer << ", step " << s;
+      }
+    }
+  }
+  const int64_t stop = free[0].generated[12];
+  const auto first = std::find(free[0].generated.begin(), free[0].generated.end(), stop);
+  const std::vector<int64_t> until_stop(free[0].generated.begin(), first + 1);
+  const std::vector<Rollout> stopped = sample_free_rollouts(model, prompt, options, policy, reference, {gen(5)}, 40, {stop});
+  EXPECT_EQ(stopped[0].generated, until_stop);
+  // Tokens fed before the stop was written: 30 + (its index); steps = (fed - 17) / 8 once fed > 24.
+  const auto fed = static_cast<int64_t>(prompt.size() + until_stop.size() - 1);
+  const int64_t steps = fed > 24 ? (fed - 17) / 8 : 0;
+  for (std::size_t layer = 0; layer < stopped[0].steps.size(); ++layer) {
+    ASSERT_EQ(static_cast<int64_t>(stopped[0].steps[layer].size()), steps);
+    for (int64_t s = 0; s < steps; ++s) {
+      EXPECT_TRUE(at::equal(stopped[0].steps[layer][static_cast<std::size_t>(s)].drops.slots,
+                            free[0].steps[layer][static_cast<std::size_t>(s)].drops.slots));
+    }
+  }
 }
 
 // What an exploded update leaves: finite weights whose scores are huge, or all alike (every hidden

@@ -332,6 +332,38 @@ def test_rollout_budgets_take_turns_over_each_steps_traces(data, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_answer_reward_rolls_out_problems_freely_and_rewards_their_answers(data, tmp_path):
+    """reward.kind answer: each step's problems are written on greedily under sampled drops and
+    rewarded by the share of the answer right; with 1-token answers that share is whether the
+    answer is right, so reward and answer_correct agree, and every rollout wrote 1 token. At B 128
+    about half the answers are right (at the golden B 64, nearly none). The scorer learns from it
+    (its weights move)."""
+    problems = validation_problems(data, tmp_path)
+    out = tmp_path / "out"
+    grpo(data, out, 3, 4, "per_step_traces=3", "reward.kind=answer", f"reward.problems={problems}",
+         "reward.max_new_tokens=1", "reward.stop_ids=[0]", "exact_update=false", "learning_rate=1e-2", "warmup_steps=0",
+         "beta=0", "rollout_budgets=[128]")
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(0 <= r["reward"] <= 1 and r["reward"] == pytest.approx(r["answer_correct"]) for r in rows)
+    assert all(r["generated_tokens"] == 1 and "spike_rate" not in r for r in rows)
+    assert any(0 < r["reward"] < 1 for r in rows)
+    assert moved(data, out) > 1e-4
+
+
+@pytest.mark.parametrize("override,text", [
+    ("reward.kind=answer reward.problems=p.jsonl reward.max_new_tokens=4", 'key "exact_update" is true'),
+    ("reward.kind=answer reward.problems=p.jsonl reward.max_new_tokens=4 exact_update=false keep_features=false",
+     'key "keep_features" is false'),
+    ("reward.kind=answer reward.max_new_tokens=4 exact_update=false", 'key "reward.problems"'),
+    ("reward.problems=p.jsonl", 'key "reward.problems" is set, but reward.kind is spike'),
+])
+def test_answer_reward_settings_are_checked(data, tmp_path, override, text):
+    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), *override.split(), check=False)
+    expect_error(proc, text)
+    assert not (tmp_path / "out").exists()
+
+
 def test_validation_settings_without_problems_are_refused(data, tmp_path):
     proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), "validation.budgets=[64]", check=False)
     expect_error(proc, 'key "validation.budgets" is set without validation.problems')
