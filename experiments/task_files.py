@@ -1,5 +1,6 @@
 """The command line both testbeds' task.py share: prompts (for sampling traces) or problems (for
-foresight-eval's generation mode) as JSONL. An existing --out is refused, and the file appears only
+foresight-eval's generation mode and GRPO's validation on held-out ones; GRPO's answer reward on
+training ones) as JSONL. An existing --out is refused, and the file appears only
 when complete."""
 import argparse
 import json
@@ -16,8 +17,6 @@ def main(doc, problem, answer_prefix, pool, validation):
     p.add_argument("--count", type=int, default=128)
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    if a.what == "problems" and a.split == "train":
-        p.error("problems are for evaluation: use --split heldout")
     if a.start < 0 or a.count < 1:
         p.error("--start must be >= 0 and --count >= 1")
     if a.split == "heldout" and a.start + a.count > pool:

@@ -230,8 +230,8 @@ void run_grpo(const GrpoConfig& cfg) {
       std::fprintf(stderr, "grpo: resuming from %s (step %lld of %lld)\n", saved.back().second.c_str(),
                    static_cast<long long>(start), static_cast<long long>(cfg.max_steps));
     }
-    std::fprintf(stderr, "grpo: %zu traces; %lld per step x %lld generations on %lld rank(s); B %lld, W %lld; %s\n",
-                 ids.size(), static_cast<long long>(cfg.per_step_traces), static_cast<long long>(cfg.num_generations),
+    std::fprintf(stderr, "grpo: %zu %s; %lld per step x %lld generations on %lld rank(s); B %lld, W %lld; %s\n",
+                 ids.size(), free_running ? "problems, written on freely (reward: the answer)" : "golden traces", static_cast<long long>(cfg.per_step_traces), static_cast<long long>(cfg.num_generations),
                  static_cast<long long>(ranks->world_size()), static_cast<long long>(schedule.budget),
                  static_cast<long long>(schedule.interval),
                  cfg.exact_update    ? "exact update during the rollouts"
