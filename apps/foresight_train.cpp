@@ -25,9 +25,10 @@ heldout_fraction, eval_every, save_every, keep_last_n, seed, expect_model.*.
 grpo keys (configs/grpo/tiny.yaml documents each): model, golden, init_scorer, output_dir,
 device, dtype, features, max_steps, per_step_traces, num_generations, rollout_batch,
 rollout_budgets, num_iterations, learning_rate, lr_schedule, warmup_steps, max_grad_norm,
-epsilon, beta, beta_steps, reward.{kind,threshold,exclude_fraction,offset}, logprob,
-exact_update, keep_features, max_abs_score, validation.{problems,budgets,max_new_tokens,stop_ids},
-save_every, keep_last_n, dist_timeout_s, seed, expect_model.*.
+epsilon, beta, beta_steps, logprob, exact_update, keep_features, max_abs_score,
+reward.{kind,threshold,exclude_fraction,offset,problems,max_new_tokens,stop_ids},
+validation.{problems,budgets,max_new_tokens,stop_ids}, save_every, keep_last_n, dist_timeout_s,
+seed, expect_model.*.
 With validation.problems, grpo measures greedy answer accuracy at step 0 and at every save, and
 final/ is the best scorer at least step 0's at every budget (OUT/best meanwhile). A step whose
 scorer gives non-finite or saturated scores on a rollout is never saved; the run stops naming
