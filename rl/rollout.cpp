@@ -179,7 +179,9 @@ std::vector<Rollout> sample_free_rollouts(const Transformer& model, const std::v
                                           int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
   const auto batch = static_cast<int64_t>(gens.size());
   if (batch == 0) throw Error("rollout: no generator given (one per rollout)");
-  if (prompt.empty() || max_new_tokens < 1) throw Error("rollout: a free-running rollout needs a prompt and max_new_tokens >= 1");
+  if (prompt.empty() || max_new_tokens < 1) {
+    throw Error("rollout: a free-running rollout needs a prompt and max_new_tokens >= 1");
+  }
   std::vector<Rollout> out(static_cast<std::size_t>(batch));
   std::vector<std::unique_ptr<SamplingDecider>> owned;
   std::vector<DropDecider*> deciders;

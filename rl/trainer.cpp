@@ -125,7 +125,9 @@ std::string provenance(const GrpoConfig& cfg, const std::string& golden_sha256, 
 // A validation result as metrics and provenance record it: the mean, and each budget's accuracy.
 nlohmann::json validation_json(const Validator& validator, const ValidationResult& r) {
   nlohmann::json by_budget = nlohmann::json::object();
-  for (std::size_t b = 0; b < r.by_budget.size(); ++b) by_budget[std::to_string(validator.budgets()[b])] = r.by_budget[b];
+  for (std::size_t b = 0; b < r.by_budget.size(); ++b) {
+    by_budget[std::to_string(validator.budgets()[b])] = r.by_budget[b];
+  }
   return {{"accuracy", r.accuracy}, {"by_budget", by_budget}};
 }
 
@@ -231,7 +233,8 @@ void run_grpo(const GrpoConfig& cfg) {
                    static_cast<long long>(start), static_cast<long long>(cfg.max_steps));
     }
     std::fprintf(stderr, "grpo: %zu %s; %lld per step x %lld generations on %lld rank(s); B %lld, W %lld; %s\n",
-                 ids.size(), free_running ? "problems, written on freely (reward: the answer)" : "golden traces", static_cast<long long>(cfg.per_step_traces), static_cast<long long>(cfg.num_generations),
+                 ids.size(), free_running ? "problems, written on freely (reward: the answer)" : "golden traces",
+                 static_cast<long long>(cfg.per_step_traces), static_cast<long long>(cfg.num_generations),
                  static_cast<long long>(ranks->world_size()), static_cast<long long>(schedule.budget),
                  static_cast<long long>(schedule.interval),
                  cfg.exact_update    ? "exact update during the rollouts"
@@ -266,7 +269,9 @@ void run_grpo(const GrpoConfig& cfg) {
     if (floor.empty()) floor = r.by_budget;
     bool above_floor = true;
     for (std::size_t b = 0; b < floor.size(); ++b) above_floor = above_floor && r.by_budget[b] >= floor[b];
-    if (above_floor) best.offer(at_step, r.accuracy, policy, provenance(cfg, golden_sha256, init_provenance, at_step, v));
+    if (above_floor) {
+      best.offer(at_step, r.accuracy, policy, provenance(cfg, golden_sha256, init_provenance, at_step, v));
+    }
     row["val_accuracy"] = r.accuracy;
     row["val_accuracy_by_budget"] = v.at("by_budget");
     row["val_above_floor"] = above_floor;
@@ -276,7 +281,9 @@ void run_grpo(const GrpoConfig& cfg) {
   // Resumed, the best so far is in OUT/best, saved before any step_N that followed it, and the
   // floor is the first validation row of metrics.jsonl. A run without them (resumed from a run that
   // did not validate) starts from the scorer it resumes.
-  if (validator && !saved.empty() && best.restore()) floor = first_validation(out_dir / "metrics.jsonl", validator->budgets());
+  if (validator && !saved.empty() && best.restore()) {
+    floor = first_validation(out_dir / "metrics.jsonl", validator->budgets());
+  }
   if (validator && floor.empty()) {
     nlohmann::json row{{"step", start}};
     validate(start, row);
@@ -299,68 +306,69 @@ void run_grpo(const GrpoConfig& cfg) {
     at::Tensor table = at::zeros({traces, groups, 3}, at::kDouble);
     int64_t rollout_tokens = 0;
     try {
-    for (int64_t i = 0; i < traces; ++i) {
-      // What the rollouts start from: a golden trace, teacher-forced, or a problem's prompt, written on.
-      const std::string& id = batch[static_cast<std::size_t>(i)];
-      const Problem* problem = free_running ? &problems[problem_index.at(id)] : nullptr;
-      const GoldenTrace g = free_running ? GoldenTrace{} : golden.read(id);
-      tokens[static_cast<std::size_t>(i)] = free_running ? problem->input_ids : token_ids(g.tokens);
-      const auto& ids_i = tokens[static_cast<std::size_t>(i)];
-      const EvictionSchedule own =
-          free_running ? golden.header().protect.resolve(schedule, static_cast<int64_t>(ids_i.size()), id)
-                       : golden.schedule(id);
-      const int64_t longest = static_cast<int64_t>(ids_i.size()) + (free_running ? cfg.answer.max_new_tokens : 0);
-      const EvictionSchedule& trace_schedule = trace_options[static_cast<std::size_t>(i)].schedule =
-          rollout_schedule(own, cfg.rollout_budgets, step * traces + i, longest);
-      const int64_t offset =
-          cfg.reward.offset >= 0 ? cfg.reward.offset : trace_schedule.budget + trace_schedule.interval;
-      std::vector<int64_t> my_generations;  // this rank's share of the trace's group
-      for (int64_t gen = ranks->rank(); gen < groups; gen += ranks->world_size()) my_generations.push_back(gen);
-      const std::size_t per_pass =
-          cfg.rollout_batch > 0 ? static_cast<std::size_t>(cfg.rollout_batch) : my_generations.size();
-      for (std::size_t first = 0; first < my_generations.size(); first += per_pass) {
-        const std::size_t end = std::min(my_generations.size(), first + per_pass);
-        std::vector<at::Generator> gens;
-        std::vector<std::unique_ptr<ExactGradient>> exact;
-        std::vector<RolloutGradient*> gradients;
-        for (std::size_t k = first; k < end; ++k) {
-          gens.push_back(rollout_generator(cfg.seed, step, i, my_generations[k]));
-          exact.push_back(cfg.exact_update ? std::make_unique<ExactGradient>(
-                                                 policy, trace_schedule.steps(static_cast<int64_t>(ids_i.size())), update, weight)
-                                           : nullptr);
-          gradients.push_back(exact.back().get());
-        }
-        const RolloutOptions& options_i = trace_options[static_cast<std::size_t>(i)];
-        std::vector<Rollout> rollouts =
-            free_running ? sample_free_rollouts(model, ids_i, options_i, policy, reference, std::move(gens),
-                                                cfg.answer.max_new_tokens, answer_stops)
-                         : sample_rollouts(model, ids_i, options_i, policy, reference, std::move(gens),
-                                           std::move(gradients));
-        for (std::size_t k = first; k < end; ++k) {
-          LocalRollout r{i, my_generations[k], std::move(rollouts[k - first]), std::move(exact[k - first])};
-          if (free_running) {
-            const std::vector<int64_t>& text = r.rollout.generated;
-            r.rollout.reward.reward =
-                answer_token_fraction(text, problem->answer_prefix_ids, answer_stops, problem->answer_ids);
-            const bool right = answer_is_correct(text, problem->answer_prefix_ids, answer_stops, problem->answer_ids);
-            table[i][my_generations[k]] =
-                at::tensor({r.rollout.reward.reward, right ? 1.0 : 0.0, static_cast<double>(text.size())}, at::kDouble);
-            rollout_tokens += static_cast<int64_t>(ids_i.size() + text.size());
-          } else {
-            r.rollout.reward = rollout_reward(g.nll, g.entropy, r.rollout.nll.cpu(), offset, cfg.reward);
-            table[i][my_generations[k]] = at::tensor({r.rollout.reward.reward, r.rollout.reward.spike_rate,
-                                            r.rollout.reward.mean_nll_increase}, at::kDouble);
-            rollout_tokens += g.tokens.numel();
+      for (int64_t i = 0; i < traces; ++i) {
+        // What the rollouts start from: a golden trace, teacher-forced, or a problem's prompt, written on.
+        const std::string& id = batch[static_cast<std::size_t>(i)];
+        const Problem* problem = free_running ? &problems[problem_index.at(id)] : nullptr;
+        const GoldenTrace g = free_running ? GoldenTrace{} : golden.read(id);
+        tokens[static_cast<std::size_t>(i)] = free_running ? problem->input_ids : token_ids(g.tokens);
+        const auto& ids_i = tokens[static_cast<std::size_t>(i)];
+        const EvictionSchedule own =
+            free_running ? golden.header().protect.resolve(schedule, static_cast<int64_t>(ids_i.size()), id)
+                         : golden.schedule(id);
+        const int64_t longest = static_cast<int64_t>(ids_i.size()) + (free_running ? cfg.answer.max_new_tokens : 0);
+        const EvictionSchedule& trace_schedule = trace_options[static_cast<std::size_t>(i)].schedule =
+            rollout_schedule(own, cfg.rollout_budgets, step * traces + i, longest);
+        const int64_t offset =
+            cfg.reward.offset >= 0 ? cfg.reward.offset : trace_schedule.budget + trace_schedule.interval;
+        std::vector<int64_t> my_generations;  // this rank's share of the trace's group
+        for (int64_t gen = ranks->rank(); gen < groups; gen += ranks->world_size()) my_generations.push_back(gen);
+        const std::size_t per_pass =
+            cfg.rollout_batch > 0 ? static_cast<std::size_t>(cfg.rollout_batch) : my_generations.size();
+        for (std::size_t first = 0; first < my_generations.size(); first += per_pass) {
+          const std::size_t end = std::min(my_generations.size(), first + per_pass);
+          std::vector<at::Generator> gens;
+          std::vector<std::unique_ptr<ExactGradient>> exact;
+          std::vector<RolloutGradient*> gradients;
+          for (std::size_t k = first; k < end; ++k) {
+            gens.push_back(rollout_generator(cfg.seed, step, i, my_generations[k]));
+            exact.push_back(cfg.exact_update ? std::make_unique<ExactGradient>(
+                                                   policy, trace_schedule.steps(static_cast<int64_t>(ids_i.size())), update, weight)
+                                             : nullptr);
+            gradients.push_back(exact.back().get());
           }
-          local.push_back(std::move(r));
+          const RolloutOptions& options_i = trace_options[static_cast<std::size_t>(i)];
+          std::vector<Rollout> rollouts =
+              free_running ? sample_free_rollouts(model, ids_i, options_i, policy, reference, std::move(gens),
+                                                  cfg.answer.max_new_tokens, answer_stops)
+                           : sample_rollouts(model, ids_i, options_i, policy, reference, std::move(gens),
+                                             std::move(gradients));
+          for (std::size_t k = first; k < end; ++k) {
+            LocalRollout r{i, my_generations[k], std::move(rollouts[k - first]), std::move(exact[k - first])};
+            if (free_running) {
+              const std::vector<int64_t>& text = r.rollout.generated;
+              r.rollout.reward.reward =
+                  answer_token_fraction(text, problem->answer_prefix_ids, answer_stops, problem->answer_ids);
+              const bool right = answer_is_correct(text, problem->answer_prefix_ids, answer_stops, problem->answer_ids);
+              table[i][my_generations[k]] =
+                  at::tensor({r.rollout.reward.reward, right ? 1.0 : 0.0, static_cast<double>(text.size())},
+                             at::kDouble);
+              rollout_tokens += static_cast<int64_t>(ids_i.size() + text.size());
+            } else {
+              r.rollout.reward = rollout_reward(g.nll, g.entropy, r.rollout.nll.cpu(), offset, cfg.reward);
+              table[i][my_generations[k]] = at::tensor({r.rollout.reward.reward, r.rollout.reward.spike_rate,
+                                              r.rollout.reward.mean_nll_increase}, at::kDouble);
+              rollout_tokens += g.tokens.numel();
+            }
+            local.push_back(std::move(r));
+          }
+        }
+        // The probe before a save replays the first trace: a prompt alone may end before any eviction.
+        if (free_running && i == 0 && !local.empty()) {
+          tokens.front().insert(tokens.front().end(), local.front().rollout.generated.begin(),
+                                local.front().rollout.generated.end());
         }
       }
-      // The probe before a save replays the first trace: a prompt alone may end before any eviction.
-      if (free_running && i == 0 && !local.empty()) {
-        tokens.front().insert(tokens.front().end(), local.front().rollout.generated.begin(),
-                              local.front().rollout.generated.end());
-      }
-    }
     } catch (const Error& e) {
       // The scorer drawing these rollouts is the one the last update made.
       throw Error(std::string(e.what()) + "; the scorer of step " + std::to_string(step) + " is refused: stopped; " +
