@@ -28,11 +28,13 @@ bool answer_is_correct(const std::vector<int64_t>& continuation, const std::vect
 double answer_token_fraction(const std::vector<int64_t>& continuation, const std::vector<int64_t>& prefix,
                              const std::vector<int64_t>& stop_ids, const std::vector<int64_t>& answer) {
   const auto got = final_answer(continuation, prefix, stop_ids);
-  if (!got || answer.empty()) return got && got->empty() ? 1.0 : 0.0;
+  if (!got) return 0;
   // Extra or missing tokens count against it: the longer of the two is the denominator.
+  const std::size_t longest = std::max(got->size(), answer.size());
+  if (longest == 0) return 1;  // an empty answer, given
   std::size_t same = 0;
   for (std::size_t i = 0; i < std::min(got->size(), answer.size()); ++i) same += (*got)[i] == answer[i];
-  return static_cast<double>(same) / static_cast<double>(std::max(got->size(), answer.size()));
+  return static_cast<double>(same) / static_cast<double>(longest);
 }
 
 }  // namespace foresight

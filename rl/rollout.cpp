@@ -117,27 +117,44 @@ class SamplingDecider : public FeatureDecider {
   std::vector<std::array<int64_t, 3>> reference_at_;  // layer, step, scores
 };
 
+// One SamplingDecider per rollout, each recording into its own Rollout (sized for the policy's
+// layers, with the schedule's protect); `gradients` is empty or one (possibly null) per generator.
+std::vector<std::unique_ptr<SamplingDecider>> sampling_deciders(const RolloutOptions& options, LearnedScorer& policy,
+                                                                LearnedScorer& reference,
+                                                                std::vector<at::Generator>& gens,
+                                                                const std::vector<RolloutGradient*>& gradients,
+                                                                std::vector<Rollout>& out) {
+  if (gens.empty()) throw Error("rollout: no generator given (one per rollout)");
+  if (!gradients.empty() && gradients.size() != gens.size()) {
+    throw Error("rollout: " + std::to_string(gradients.size()) + " gradients for " + std::to_string(gens.size()) +
+                " rollouts; give one per rollout (null for none) or none at all");
+  }
+  out.resize(gens.size());
+  std::vector<std::unique_ptr<SamplingDecider>> deciders;
+  for (std::size_t g = 0; g < out.size(); ++g) {
+    out[g].protect = options.schedule.protect;
+    out[g].steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
+    deciders.push_back(std::make_unique<SamplingDecider>(options, policy, reference, std::move(gens[g]),
+                                                         gradients.empty() ? nullptr : gradients[g], out[g]));
+  }
+  return deciders;
+}
+
+std::vector<DropDecider*> raw(const std::vector<std::unique_ptr<SamplingDecider>>& owned) {
+  std::vector<DropDecider*> out;
+  for (const auto& d : owned) out.push_back(d.get());
+  return out;
+}
+
 }  // namespace
 
 std::vector<Rollout> sample_rollouts(const Transformer& model, const std::vector<int64_t>& ids,
                                      const RolloutOptions& options, LearnedScorer& policy, LearnedScorer& reference,
                                      std::vector<at::Generator> gens, std::vector<RolloutGradient*> gradients) {
   const auto batch = static_cast<int64_t>(gens.size());
-  if (batch == 0) throw Error("rollout: no generator given (one per rollout)");
-  if (!gradients.empty() && gradients.size() != gens.size()) {
-    throw Error("rollout: " + std::to_string(gradients.size()) + " gradients for " + std::to_string(batch) +
-                " rollouts; give one per rollout (null for none) or none at all");
-  }
-  std::vector<Rollout> out(static_cast<std::size_t>(batch));
-  for (Rollout& r : out) r.protect = options.schedule.protect;
-  std::vector<std::unique_ptr<SamplingDecider>> owned;
-  std::vector<DropDecider*> deciders;
-  for (std::size_t g = 0; g < out.size(); ++g) {
-    out[g].steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
-    owned.push_back(std::make_unique<SamplingDecider>(options, policy, reference, std::move(gens[g]),
-                                                      gradients.empty() ? nullptr : gradients[g], out[g]));
-    deciders.push_back(owned.back().get());
-  }
+  std::vector<Rollout> out;
+  const auto owned = sampling_deciders(options, policy, reference, gens, gradients, out);
+  const std::vector<DropDecider*> deciders = raw(owned);
 
   // On the model's device at once, as run_budgeted does: one copy, not one per fed piece.
   const at::Tensor tokens = at::tensor(at::ArrayRef<int64_t>(ids), at::kLong).to(model.options().device());
@@ -177,20 +194,13 @@ std::vector<Rollout> sample_free_rollouts(const Transformer& model, const std::v
                                           const RolloutOptions& options, LearnedScorer& policy,
                                           LearnedScorer& reference, std::vector<at::Generator> gens,
                                           int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
-  const auto batch = static_cast<int64_t>(gens.size());
-  if (batch == 0) throw Error("rollout: no generator given (one per rollout)");
   if (prompt.empty() || max_new_tokens < 1) {
     throw Error("rollout: a free-running rollout needs a prompt and max_new_tokens >= 1");
   }
-  std::vector<Rollout> out(static_cast<std::size_t>(batch));
-  std::vector<std::unique_ptr<SamplingDecider>> owned;
-  std::vector<DropDecider*> deciders;
-  for (std::size_t g = 0; g < out.size(); ++g) {
-    out[g].protect = options.schedule.protect;
-    out[g].steps.resize(static_cast<std::size_t>(policy.spec().base_model.layers));
-    owned.push_back(std::make_unique<SamplingDecider>(options, policy, reference, std::move(gens[g]), nullptr, out[g]));
-    deciders.push_back(owned.back().get());
-  }
+  const auto batch = static_cast<int64_t>(gens.size());
+  std::vector<Rollout> out;
+  const auto owned = sampling_deciders(options, policy, reference, gens, {}, out);
+  const std::vector<DropDecider*> deciders = raw(owned);
   const at::Device device = model.options().device();
   const at::Tensor ids = at::tensor(at::ArrayRef<int64_t>(prompt), at::kLong).to(device);
   const EvictionSchedule& s = options.schedule;

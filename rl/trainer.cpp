@@ -191,12 +191,9 @@ void run_grpo(const GrpoConfig& cfg) {
     problems = read_problems(cfg.answer.problems);
     for (std::size_t p = 0; p < problems.size(); ++p) problem_index[problems[p].id] = p;
   }
-  std::vector<std::string> sources = golden.trace_ids();
-  if (free_running) {
-    sources.clear();
-    for (const Problem& p : problems) sources.push_back(p.id);
-  }
-  const std::vector<std::string> ids = shuffled(sources, cfg.seed);
+  std::vector<std::string> sources;  // what the rollouts start from, by id
+  for (const Problem& p : problems) sources.push_back(p.id);
+  const std::vector<std::string> ids = shuffled(free_running ? sources : golden.trace_ids(), cfg.seed);
   if (ids.empty()) throw Error(cfg.golden + " holds no complete traces");
 
   std::unique_ptr<Collective> ranks =

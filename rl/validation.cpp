@@ -4,7 +4,6 @@
 
 #include "common/error.h"
 #include "generate/answer.h"
-#include "generate/generation.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
 
@@ -14,17 +13,17 @@ Validator::Validator(const ValidationOptions& options, const std::string& model_
                      const EvictionSchedule& training, const Protect& protect, LearnedScorer& scorer)
     : problems_(read_problems(options.problems)),
       budgets_(options.budgets.empty() ? std::vector<int64_t>{training.budget} : options.budgets),
-      stop_ids_(options.stop_ids.empty() ? default_stop_ids(model_dir, model.config()) : options.stop_ids),
       interval_(training.interval),
-      max_new_tokens_(options.max_new_tokens),
+      generation_{options.max_new_tokens, {0.0, 1.0, 0},
+                  options.stop_ids.empty() ? default_stop_ids(model_dir, model.config()) : options.stop_ids, 1, 0,
+                  false},
       protect_(protect),
       features_(scorer.spec().features) {
-  const GenerationOptions generation{max_new_tokens_, {0.0, 1.0, 0}, stop_ids_, 1, 0, false};
   for (const int64_t budget : budgets_) {
     try {
       EvictionSchedule schedule{budget, interval_, 0};
       schedule.validate();
-      check_generation_options(model.config(), generation,
+      check_generation_options(model.config(), generation_,
                                EvictionOptions{schedule, "foresight", &scorer, features_, protect_});
     } catch (const Error& e) {
       throw Error("validation.budgets: " + std::to_string(budget) + " with the training interval " +
@@ -32,20 +31,19 @@ Validator::Validator(const ValidationOptions& options, const std::string& model_
     }
   }
   for (const Problem& p : problems_) {
-    check_prompt_fits(model.config(), p.id, p.input_ids, max_new_tokens_);
+    check_prompt_fits(model.config(), p.id, p.input_ids, generation_.max_new_tokens);
   }
 }
 
 at::Tensor Validator::correct(const Transformer& model, LearnedScorer& scorer, int64_t rank, int64_t world) const {
-  const GenerationOptions generation{max_new_tokens_, {0.0, 1.0, 0}, stop_ids_, 1, 0, false};
   at::Tensor counts = at::zeros({static_cast<int64_t>(budgets_.size())}, at::kDouble);
   for (std::size_t b = 0; b < budgets_.size(); ++b) {
     const EvictionOptions eviction{{budgets_[b], interval_, 0}, "foresight", &scorer, features_, protect_};
     int64_t right = 0;
     for (std::size_t i = static_cast<std::size_t>(rank); i < problems_.size(); i += static_cast<std::size_t>(world)) {
       const Problem& p = problems_[i];
-      const Generation g = generate(model, p.input_ids, static_cast<int64_t>(i), generation, eviction).front();
-      right += answer_is_correct(g.new_ids, p.answer_prefix_ids, stop_ids_, p.answer_ids);
+      const Generation g = generate(model, p.input_ids, static_cast<int64_t>(i), generation_, eviction).front();
+      right += answer_is_correct(g.new_ids, p.answer_prefix_ids, generation_.stop_ids, p.answer_ids);
     }
     counts[static_cast<int64_t>(b)] = static_cast<double>(right);
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cache/schedule.h"
+#include "generate/generation.h"
 #include "generate/problems.h"
 #include "policy/features.h"
 
@@ -51,8 +52,9 @@ class Validator {
 
  private:
   std::vector<Problem> problems_;
-  std::vector<int64_t> budgets_, stop_ids_;
-  int64_t interval_ = 0, max_new_tokens_ = 0;
+  std::vector<int64_t> budgets_;
+  int64_t interval_ = 0;
+  GenerationOptions generation_;  // greedy, one sample, max_new_tokens and the stop ids
   Protect protect_;
   FeatureSet features_;
 };

@@ -315,7 +315,7 @@ def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path):
 def test_rollout_budgets_take_turns_over_each_steps_traces(data, tmp_path):
     """Traces of step k, i-th in the step, roll out at rollout_budgets[(k * traces + i) % n] (or the
     largest listed budget they are long enough for); one listed budget equal to the golden B is the
-    plain run, step for step; a budget W does not divide is refused before any output."""
+    plain run, step for step."""
     grpo(data, tmp_path / "turns", 3, 2, "per_step_traces=2", "rollout_budgets=[64,128,192]")
     rows = read_jsonl(tmp_path / "turns" / "metrics.jsonl")
     assert [r["rollout_budgets"] for r in rows] == [[64, 128], [192, 64], [128, 192]]
@@ -327,9 +327,6 @@ def test_rollout_budgets_take_turns_over_each_steps_traces(data, tmp_path):
     # The traces have 319 tokens: B 304 needs 320, so its turn goes to the largest listed budget they hold.
     grpo(data, tmp_path / "long", 1, 2, "per_step_traces=2", "rollout_budgets=[304,128]")
     assert read_jsonl(tmp_path / "long" / "metrics.jsonl")[0]["rollout_budgets"] == [128, 128]
-    proc = run("foresight-train", *grpo_args(data, tmp_path / "bad", 2, 2), "rollout_budgets=[60]", check=False)
-    expect_error(proc, "rollout_budgets: 60 with the golden file's W 8")
-    assert not (tmp_path / "bad").exists()
 
 
 def test_answer_reward_rolls_out_problems_freely_and_rewards_their_answers(data, tmp_path):
@@ -349,28 +346,6 @@ def test_answer_reward_rolls_out_problems_freely_and_rewards_their_answers(data,
     assert all(r["generated_tokens"] == 1 and "spike_rate" not in r for r in rows)
     assert any(0 < r["reward"] < 1 for r in rows)
     assert moved(data, out) > 1e-4
-
-
-@pytest.mark.parametrize("override,text", [
-    ("reward.kind=answer reward.problems=p.jsonl reward.max_new_tokens=4", 'key "exact_update" is true'),
-    ("reward.kind=answer reward.problems=p.jsonl reward.max_new_tokens=4 exact_update=false keep_features=false",
-     'key "keep_features" is false'),
-    ("reward.kind=answer reward.max_new_tokens=4 exact_update=false", 'key "reward.problems"'),
-    ("reward.problems=p.jsonl", 'key "reward.problems" is set, but reward.kind is spike'),
-])
-def test_answer_reward_settings_are_checked(data, tmp_path, override, text):
-    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), *override.split(), check=False)
-    expect_error(proc, text)
-    assert not (tmp_path / "out").exists()
-
-
-def test_validation_settings_without_problems_are_refused(data, tmp_path):
-    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), "validation.budgets=[64]", check=False)
-    expect_error(proc, 'key "validation.budgets" is set without validation.problems')
-    proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), "validation.problems=nowhere.jsonl",
-               check=False)
-    expect_error(proc, 'key "validation.max_new_tokens"')
-    assert not (tmp_path / "out").exists()
 
 
 def snapshot(directory):
@@ -424,13 +399,21 @@ def test_traces_shorter_than_b_plus_2w_are_refused(data, tmp_path):
 @pytest.mark.parametrize("override,text", [
     ("num_generations=1", 'key "num_generations" is 1, expected at least 2'),
     ("logprob=exact", 'key "logprob" is "exact", expected one of: per_drop, plackett_luce'),
-    ("reward.kind=max", 'key "reward.kind" is "max", expected one of: spike, mean_nll'),
+    ("reward.kind=max", 'key "reward.kind" is "max", expected one of: spike, mean_nll, answer'),
     ("epsilon=1.5", 'key "epsilon" is 1.5, expected a clip range below 1'),
     ("beta=-1", 'key "beta" is -1, expected a non-negative number'),
     ("rollout_batch=-2", 'key "rollout_batch" is -2, expected a non-negative integer'),
     ("generations=4", 'key "generations" is not a known key'),
     ("keep_features=true", 'key "keep_features" is true, but the exact update'),
     ("num_iterations=2 exact_update=true", 'key "exact_update" is true with num_iterations 2'),
+    ("reward.kind=answer reward.problems=p.jsonl reward.max_new_tokens=4", 'key "exact_update" is true'),
+    ("reward.kind=answer reward.problems=p.jsonl reward.max_new_tokens=4 exact_update=false keep_features=false",
+     'key "keep_features" is false'),
+    ("reward.kind=answer reward.max_new_tokens=4 exact_update=false", 'key "reward.problems"'),
+    ("reward.problems=p.jsonl", 'key "reward.problems" is set, but reward.kind is spike'),
+    ("validation.budgets=[64]", 'key "validation.budgets" is set without validation.problems'),
+    ("validation.problems=nowhere.jsonl", 'key "validation.max_new_tokens"'),
+    ("rollout_budgets=[60]", "rollout_budgets: 60 with the golden file's W 8"),
 ])
 def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
     proc = run("foresight-train", *grpo_args(data, tmp_path / "out", 2, 2), *override.split(), check=False)
