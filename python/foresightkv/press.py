@@ -35,10 +35,11 @@ class ForesightPress(PrefillDecodingPress):
     follows the C++ runtime token for token:
 
     - It is a PrefillDecodingPress, so that the pipeline hooks it in both phases (a DecodingPress is
-      not hooked during prefill, and would never see the context's queries). kvpress's parameters
-      `compression_interval` and `target_size` (compress every N steps down to a target count, by
-      a ScorerPress's top-k) are not used: the schedule is B and W (initial chunk B, chunks of W, W
-      of the B older entries dropped after each full chunk, the W newest protected).
+      not hooked during prefill, and would never see the context's queries). The schedule is B and W
+      (initial chunk B, chunks of W, W of the B older entries dropped after each full chunk, the W
+      newest protected); kvpress's decoding attributes `target_size` and `compression_interval` read
+      B and W, and `compression_ratio` is the measured fraction evicted so far. Nested as a
+      PrefillDecodingPress's decoding press, it behaves as on its own (`reset` ends an entry).
     - kvpress prefills the whole context in one forward (and the question in another), and its hooks
       run after the attention, so every token of such a piece has attended to the whole piece before
       any eviction; ForesightCache feeds a prompt in pieces that end at chunk ends, evicting in
@@ -80,6 +81,15 @@ class ForesightPress(PrefillDecodingPress):
     state: Optional[ForesightCache] = field(default=None, init=False, repr=False)
     _entries: int = field(default=0, init=False, repr=False)  # times the press was entered (__call__)
     _context: Optional[tuple] = field(default=None, init=False, repr=False)  # (tokens, entry) until its question
+
+    def __post_init__(self):
+        # PrefillDecodingPress's own fields would be accepted by the dataclass and then never used: the
+        # press hooks both phases itself, so it refuses them rather than ignore a user's press.
+        for name in ("prefilling_press", "decoding_press"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"foresightkv: ForesightPress does not take {name} (it evicts in both phases "
+                                 f"itself); to chain it with another press, nest it: "
+                                 f"PrefillDecodingPress(prefilling_press=..., decoding_press=ForesightPress(...))")
 
     def post_init_from_model(self, model):
         if self.state is None or self.state._model_id != id(model):
@@ -168,6 +178,47 @@ class ForesightPress(PrefillDecodingPress):
         self.post_init_from_model(model)
         self._entries += 1
         return super(PrefillDecodingPress, self).__call__(model)
+
+    def reset(self):
+        """kvpress's PrefillDecodingPress calls this on its decoding press after each entry. An entry
+        ends, not the run: kvpress's pipeline feeds a context and then its question in two entries, so
+        the eviction state lives on until the next context starts (a forward from position 0)."""
+        self._entries += 1
+
+    # -- kvpress's press attributes, read-only: what the schedule gives them --------------------------
+
+    @property
+    def target_size(self) -> int:
+        """kvpress's decoding `target_size`: B, the entries a layer keeps after each eviction."""
+        return self._schedule()[0]
+
+    @property
+    def compression_interval(self) -> int:
+        """kvpress's decoding `compression_interval`: W, the tokens between evictions."""
+        return self._schedule()[1]
+
+    @property
+    def compression_ratio(self) -> float:
+        """The fraction of the tokens seen so far (context, question and generated) that the press has
+        evicted: W per eviction step over every token seen, the same for every layer and KV head.
+        0 before the first forward. Measured, not set (kvpress's DMSPress has one of the same kind)."""
+        if self.state is None or self.state.layers[0].length == 0:
+            return 0.0
+        return self.state.evictions * self.state.interval / self.state.layers[0].length
+
+    @compression_ratio.setter
+    def compression_ratio(self, value):
+        raise AttributeError("foresightkv: ForesightPress's compression_ratio is measured, not set: "
+                             "the schedule (budget B, interval W) decides what is evicted")
+
+    def _schedule(self) -> tuple[int, int]:
+        if self.state is not None:
+            return self.state.budget, self.state.interval
+        budget = self.budget if self.budget is not None or self.scorer is None else self.scorer.budget
+        interval = self.interval if self.interval is not None or self.scorer is None else self.scorer.interval
+        if budget is None or interval is None:
+            raise ValueError(f"foresightkv: policy {self.policy} needs budget and interval")
+        return budget, interval
 
     # -- what a run reports (as ForesightCache) ------------------------------------------------------
 

@@ -152,8 +152,15 @@ def test_the_press_under_protect_prompt_equals_the_cpp_runtime(trained, tmp_path
             prompt, want = trace["input_ids"], expected[trace["id"]]
             press = ForesightPress(scorer=scorer if policy == "foresight" else None, policy=policy, budget=B,
                                    interval=W, protect="prompt", record_drops=True)
-            got = run_press(pipe, press, prompt, question=3 if len(prompt) == B - W else 1)
+            question = 3 if len(prompt) == B - W else 1
+            got = run_press(pipe, press, prompt, question=question)
             where = f"{arch} {policy} prompt of {len(prompt)}"
+            # Nested as kvpress's PrefillDecodingPress's decoding press (which calls its reset() after
+            # each of the pipeline's two entries), it must still take the question as prompt.
+            nested = ForesightPress(scorer=press.scorer, policy=policy, budget=B, interval=W, protect="prompt",
+                                    record_drops=True)
+            assert run_press(pipe, kvpress.PrefillDecodingPress(decoding_press=nested), prompt, question=question) == got, where
+            assert nested.state.protected == len(prompt) and nested.drop_positions() == press.drop_positions(), where
             assert press.state.protected == len(prompt), where
             assert prompt + got == want["input_ids"], f"{where}: first difference at {first_difference(prompt + got, want['input_ids'])}"
             mine, theirs = press.drop_positions(), want["drop_positions"]
@@ -185,3 +192,42 @@ def test_the_press_refuses_a_protected_prompt_longer_than_b_minus_w(trained):
                              ("all", 'protect is "all"')]:
         with pytest.raises(ValueError, match=message):
             run_press(pipe, ForesightPress(policy="h2o", budget=B, interval=W, protect=protect), list(range(1, 6)))
+
+
+def test_the_press_has_kvpress_press_attributes_measured_from_its_schedule(trained):
+    """kvpress's README says every press has a compression_ratio (ComposedPress multiplies them, its
+    evaluation reads it), and its decoding tests read compression_interval and target_size. Here they
+    are read-only: W and B, and the fraction of the tokens seen that the schedule evicted, computed
+    by hand from the schedule (evictions at B + W, B + 2W, ...; the last generated token is never fed)."""
+    t = trained["llama"]
+    model = hf_model("llama", t["model"])
+    scorer = load_scorer(t["export"], t["model"])
+    pipe = pipeline("kv-press-text-generation", model=model, tokenizer=word_tokenizer())
+    press = ForesightPress(scorer=scorer)
+    assert (press.target_size, press.compression_interval, press.compression_ratio) == (B, W, 0.0)
+    assert (ForesightPress(policy="h2o", budget=32, interval=8).target_size,
+            ForesightPress(policy="h2o", budget=32, interval=8).compression_interval) == (32, 8)
+    for name in ("compression_ratio", "target_size", "compression_interval"):
+        with pytest.raises(AttributeError):
+            setattr(press, name, 0.5)
+    prompt = list(range(3, 26))  # 23 tokens: the context crosses the chunk end at B
+    answer = run_press(pipe, press, prompt)
+    seen = len(prompt) + len(answer) - 1
+    assert seen > B + 10 * W
+    evictions = (seen - B) // W  # a full chunk of W after the B first tokens: W dropped
+    assert press.evictions == evictions
+    assert press.compression_ratio == pytest.approx(evictions * W / seen, abs=1e-12)
+    # ComposedPress multiplies its presses' retained fractions: with ForesightPress alone, its ratio.
+    # The pipeline hooks a ComposedPress on the context only (it is no decoding press): 22 tokens.
+    composed = kvpress.ComposedPress([ForesightPress(scorer=scorer)])
+    run_press(pipe, composed, prompt)
+    context = len(prompt) - 1
+    assert (context - B) // W == 1
+    assert composed.compression_ratio == pytest.approx(W / context, abs=1e-12)
+
+
+def test_the_press_refuses_the_phase_presses_it_would_ignore():
+    with pytest.raises(ValueError, match="does not take prefilling_press"):
+        ForesightPress(policy="h2o", budget=B, interval=W, prefilling_press=kvpress.KnormPress(0.5))
+    with pytest.raises(ValueError, match="does not take decoding_press"):
+        ForesightPress(policy="h2o", budget=B, interval=W, decoding_press=ForesightPress(policy="h2o", budget=B, interval=W))
