@@ -24,6 +24,11 @@ const std::vector<std::string> kResumeSafeKeys = {
     "max_steps", "eval_every", "save_every",    "keep_last_n",  "dist_timeout_s", "output_dir",
     "model",     "golden",     "rollout_batch", "exact_update", "keep_features"};
 
+// A finished run's directory (final/, no checkpoint left to resume) is rerun from scratch, and the new
+// run replaces final/: only keys that do not change the scorer it ends with may differ.
+const std::vector<std::string> kRerunSafeKeys = {"dist_timeout_s", "output_dir",   "model",        "golden",
+                                                 "rollout_batch",  "exact_update", "keep_features"};
+
 namespace {
 
 constexpr const char* kRunFile = "run.json";
@@ -55,8 +60,9 @@ std::optional<std::pair<RunIdentity, std::string>> recorded(const fs::path& out_
                         where);
 }
 
-// "key: old -> new" for each key that differs outside kResumeSafeKeys, one per line.
-std::string config_differences(const std::string& old_yaml, const std::string& new_yaml, const std::string& where) {
+// "key: old -> new" for each key that differs outside `safe_keys`, one per line.
+std::string config_differences(const std::string& old_yaml, const std::string& new_yaml, const std::string& where,
+                               const std::vector<std::string>& safe_keys) {
   const auto before = Config::parse(old_yaml, where).leaves();
   const auto after = Config::parse(new_yaml, "this run's config").leaves();
   std::vector<std::string> keys;
@@ -66,7 +72,7 @@ std::string config_differences(const std::string& old_yaml, const std::string& n
   }
   std::ostringstream out;
   for (const std::string& key : keys) {
-    if (std::find(kResumeSafeKeys.begin(), kResumeSafeKeys.end(), key) != kResumeSafeKeys.end()) continue;
+    if (std::find(safe_keys.begin(), safe_keys.end(), key) != safe_keys.end()) continue;
     const auto b = before.find(key), a = after.find(key);
     const std::string old_value = b == before.end() ? "(not set)" : b->second;
     const std::string new_value = a == after.end() ? "(not set)" : a->second;
@@ -84,18 +90,25 @@ void claim_output_dir(const fs::path& out_dir, const RunIdentity& mine, bool res
       throw Error("output_dir " + out_dir.string() + " holds a " + theirs.stage + " run (" + where + "); a " +
                   mine.stage + " run will not resume or replace it: choose another output_dir");
     }
-    if (resuming && theirs.golden_sha256 != mine.golden_sha256) {
-      throw Error("output_dir " + out_dir.string() + " holds a run on another golden file (sha256 " +
-                  theirs.golden_sha256 + " in " + where + ", this one is " + mine.golden_sha256 +
-                  "): it cannot be resumed with this one; choose another output_dir");
+    // What this run would take over: a checkpoint it continues, or a finished run's final/ scorer
+    // that it replaces when it ends. A directory with neither holds nothing this run can lose.
+    const bool finished = !resuming && fs::exists(out_dir / "final");
+    const std::string held = resuming ? "a checkpoint of a run" : "the final/ scorer of a finished run";
+    const std::string remedy =
+        resuming ? "choose another output_dir" : "choose another output_dir, or remove " + (out_dir / "final").string();
+    if ((resuming || finished) && theirs.golden_sha256 != mine.golden_sha256) {
+      throw Error("output_dir " + out_dir.string() + " holds " + held + " on another golden file (sha256 " +
+                  theirs.golden_sha256 + " in " + where + ", this one is " + mine.golden_sha256 + "): " + remedy);
     }
-    const std::string diff = resuming ? config_differences(theirs.config_yaml, mine.config_yaml, where) : "";
+    const std::vector<std::string>& safe_keys = resuming ? kResumeSafeKeys : kRerunSafeKeys;
+    const std::string diff =
+        resuming || finished ? config_differences(theirs.config_yaml, mine.config_yaml, where, safe_keys) : "";
     if (!diff.empty()) {
       std::string safe;
-      for (const std::string& key : kResumeSafeKeys) safe += (safe.empty() ? "" : ", ") + key;
-      throw Error("output_dir " + out_dir.string() + " holds a checkpoint of a run with another config (" + where +
-                  "); a resumed run may change only " + safe + ", and this one changes:" + diff +
-                  "\nchoose another output_dir, or rerun with the recorded values");
+      for (const std::string& key : safe_keys) safe += (safe.empty() ? "" : ", ") + key;
+      throw Error("output_dir " + out_dir.string() + " holds " + held + " with another config (" + where + "); " +
+                  (resuming ? "a resumed run" : "a run that replaces it") + " may change only " + safe +
+                  ", and this one changes:" + diff + "\n" + remedy + ", or rerun with the recorded values");
     }
   }
   AtomicOutput out((out_dir / kRunFile).string());

@@ -19,10 +19,16 @@ struct RunIdentity {
 // otherwise (the golden file by its hash, the model by the golden file's fingerprint).
 extern const std::vector<std::string> kResumeSafeKeys;
 
+// Config keys that may differ when a finished run's directory (final/ and no checkpoint) is rerun
+// from scratch: none that changes the scorer which replaces final/.
+extern const std::vector<std::string> kRerunSafeKeys;
+
 // Checks `mine` against what out_dir records (out_dir/run.json, or for a directory written
 // before run.json existed, the newest checkpoint's provenance) and then records `mine` there.
 // Refused, naming what differs: a directory of another stage; when `resuming` (a checkpoint will
-// be continued), another golden file or a config that differs outside kResumeSafeKeys.
+// be continued), another golden file or a config that differs outside kResumeSafeKeys; when not
+// resuming but final/ exists (its checkpoints pruned or removed), another golden file or a config
+// that differs outside kRerunSafeKeys.
 void claim_output_dir(const std::filesystem::path& out_dir, const RunIdentity& mine, bool resuming);
 
 }  // namespace foresight

@@ -1,5 +1,6 @@
 """foresight-train sft end to end: it learns, keeps its contract, resumes exactly, refuses bad input."""
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -99,6 +100,25 @@ def test_resume_accepts_a_longer_run_and_refuses_another_learning_rate(data, tmp
     assert "resuming from" in resumed.stderr and str(out / "step_2") in resumed.stderr
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "split" not in r] == [1, 2, 3, 4]
     assert json.loads((out / "final" / "scorer.json").read_text())["provenance"]["step"] == 4
+
+
+def test_a_finished_run_without_checkpoints_is_not_replaced_by_another_config(data, tmp_path):
+    model, golden = data
+    out = tmp_path / "out"
+    sft(model, golden, out, 2, "save_every=1", "eval_every=1000")
+    for step in out.glob("step_*"):
+        shutil.rmtree(step)
+    final = (out / "final" / "scorer.safetensors").read_bytes()
+    # Nothing to resume, so a run would start over and replace final/: not with another config, not
+    # even with another max_steps (the final scorer would differ).
+    for steps, extra, diff in [(2, ["lr=0.5"], "lr: 0.05 -> 0.5"), (3, [], "max_steps: 2 -> 3")]:
+        proc = sft(model, golden, out, steps, "save_every=1", "eval_every=1000", *extra, check=False)
+        expect_error(proc, "holds the final/ scorer of a finished run with another config")
+        expect_error(proc, diff)
+        assert (out / "final" / "scorer.safetensors").read_bytes() == final
+    # The same config again is the same run: it is redone from scratch.
+    assert "resuming" not in sft(model, golden, out, 2, "save_every=1", "eval_every=1000").stderr
+    assert json.loads((out / "final" / "scorer.json").read_text())["provenance"]["step"] == 2
 
 
 def test_golden_file_of_another_model_is_refused(data, tmp_path):
