@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
@@ -40,7 +41,8 @@ const char* weights_file(ExportFormat format) {
 }
 
 // Refuses an --out whose replacement would lose data: the checkpoint itself or a folder inside it,
-// always; anything that exists, unless --force and it holds nothing but files an export writes.
+// always; anything that exists, unless --force and it is an earlier export: an export manifest and
+// nothing but files an export writes (a user's lone scorer.safetensors is not an export), or empty.
 void check_out(const ExportRequest& request) {
   check_output_outside_inputs({"--out", request.out}, {{"--checkpoint", request.checkpoint}, {"--model", request.model}});
   const fs::path out(request.out);
@@ -53,12 +55,24 @@ void check_out(const ExportRequest& request) {
   }
   const std::vector<std::string> ours = {weights_file(ExportFormat::Native), weights_file(ExportFormat::Reference),
                                          kManifestFile, kTestVectorsFile};
+  bool empty = true;
   for (const auto& entry : fs::directory_iterator(out)) {
+    empty = false;
     const std::string name = entry.path().filename().string();
     if (!entry.is_regular_file() || std::find(ours.begin(), ours.end(), name) == ours.end()) {
       throw Error("--out " + request.out + " holds " + name +
                   ", which foresight-export does not write: refusing to replace it, even with --force");
     }
+  }
+  if (empty) return;
+  const fs::path manifest = out / kManifestFile;
+  std::ifstream in(manifest);
+  const auto j = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+  if (!j.is_object() || j.value("format", "") != kFormat) {
+    throw Error("--out " + request.out + " is not an earlier export (" +
+                (fs::exists(manifest) ? manifest.string() + " is not a " + std::string(kFormat) + " manifest"
+                                      : "it has no " + std::string(kManifestFile)) +
+                "): refusing to replace it, even with --force");
   }
 }
 

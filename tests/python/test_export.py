@@ -141,6 +141,20 @@ def test_an_existing_out_is_refused_and_force_replaces_only_an_earlier_export(da
                  "holds notes.txt, which foresight-export does not write: refusing to replace it, even with --force")
     assert (out / "notes.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left behind
+    # A user's lone scorer.safetensors (no manifest), or one beside a manifest that is not an export's,
+    # is not an earlier export either.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "scorer.safetensors").write_bytes(b"user weights")
+    expect_error(export(scorers["recency"], mine, "--force", check=False),
+                 f"--out {mine} is not an earlier export (it has no manifest.json): refusing to replace it, even with --force")
+    (mine / "manifest.json").write_text('{"format": "something-else"}')
+    expect_error(export(scorers["recency"], mine, "--force", check=False), "manifest.json is not a foresightkv-scorer-export manifest")
+    assert (mine / "scorer.safetensors").read_bytes() == b"user weights"
+    # An empty directory loses nothing.
+    (tmp_path / "empty").mkdir()
+    export(scorers["recency"], tmp_path / "empty", "--force")
+    assert listing(tmp_path / "empty") == ["manifest.json", "scorer.safetensors"]
 
 
 def test_a_training_output_or_the_checkpoint_itself_is_never_replaced(data, tmp_path):
