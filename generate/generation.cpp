@@ -12,6 +12,7 @@
 
 #include "cache/budgeted_decoder.h"
 #include "common/error.h"
+#include "common/memory.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
 #include "policy/policy_drops.h"
@@ -38,6 +39,32 @@ struct SampleDecider {
   std::unique_ptr<EvictionPolicy> policy;
   std::unique_ptr<PolicyDrops> drops;
 };
+
+// Refuses a sample count whose batch cannot fit in the memory left, before any of it is allocated:
+// one prompt's samples decode as one batch, so the cache, the activations of the prompt's feed, the
+// logits and each sample's generators and policy grow with it (a million samples of a tiny model
+// would otherwise grow until the kernel kills the process). A rough upper estimate per sample.
+void check_batch_memory(const ModelConfig& c, int64_t samples, int64_t prompt_len, int64_t max_new_tokens,
+                        const std::optional<EvictionOptions>& eviction, int64_t element_bytes) {
+  const auto available = available_memory_bytes();
+  if (!available) return;
+  const int64_t slots = eviction ? eviction->schedule.budget + eviction->schedule.interval : prompt_len + max_new_tokens;
+  const int64_t fed = eviction ? std::min(prompt_len, eviction->schedule.budget) : prompt_len;  // the widest feed
+  const double cache = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * slots * element_bytes;
+  // cum and cum_decay, and the chunk's attention rows, float32 per (KV head, slot, group head).
+  const double statistics =
+      eviction ? 4.0 * c.num_layers * c.num_heads * slots * (2 + eviction->schedule.interval) : 0.0;
+  const double activations = static_cast<double>(fed) * (4 * c.hidden_size + 3 * c.intermediate_size) * element_bytes +
+                             4.0 * c.num_heads * fed * slots + 3 * 4.0 * c.vocab_size;
+  const double state = 3 * 8192.0;  // the token, drop and policy generators and their decider
+  const double per_sample = cache + statistics + activations + state;
+  const double needed = per_sample * static_cast<double>(samples);
+  if (needed <= static_cast<double>(*available)) return;
+  throw Error("--num-samples " + std::to_string(samples) + ": the samples of a prompt decode as one batch, which needs about " +
+              human_bytes(needed) + " (" + human_bytes(per_sample) + " per sample: cache, activations, generators), more " +
+              "than the " + human_bytes(static_cast<double>(*available)) + " of memory available; at most about " +
+              std::to_string(static_cast<int64_t>(static_cast<double>(*available) / per_sample)) + " fit");
+}
 
 }  // namespace
 
@@ -117,8 +144,12 @@ std::vector<Generation> generate(const Transformer& model, const std::vector<int
   const ModelConfig& c = model.config();
   check_generation_options(c, options, eviction);
   check_prompt_fits(c, std::to_string(prompt_index), prompt, options.max_new_tokens);
-  c10::InferenceMode inference;
   const int64_t n = options.num_samples;
+  if (model.options().device().is_cpu()) {
+    check_batch_memory(c, n, static_cast<int64_t>(prompt.size()), options.max_new_tokens, eviction,
+                       static_cast<int64_t>(model.options().dtype().itemsize()));
+  }
+  c10::InferenceMode inference;
 
   std::vector<at::Generator> token_gens;
   for (int64_t k = 0; k < n; ++k) {

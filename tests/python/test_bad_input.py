@@ -1,11 +1,12 @@
 """Bad input: a clear error naming the fault, a non-zero exit, and no output file (not even a
 temporary one) left behind."""
 import json
+import subprocess
 
 import pytest
 from safetensors.torch import load_file, save_file
 
-from conftest import expect_error, run, write_traces
+from conftest import BIN, expect_error, run, write_traces
 
 
 def expect_failure(tmp_path, out, expected, *args):
@@ -109,6 +110,26 @@ def test_generate_keeps_nothing_on_failure(tmp_path, tiny_model):
     out = tmp_path / "gen.jsonl"
     expect_failure(tmp_path, out, 'prompt "b"', "generate", "--model", tiny_model, "--prompts", prompts,
                    "--out", out, "--max-new-tokens", 4)
+
+
+@pytest.mark.parametrize("samples", [10_000_000, 100_000_000])
+def test_a_sample_count_beyond_memory_is_refused_before_decoding(tmp_path, tiny_model, samples):
+    """The samples of a prompt decode as one batch: a count whose batch cannot fit is refused up front
+    (before, 1e6 grew until the kernel killed the process and 1e8 hung creating generators). The
+    tiny model's estimate is about 30 KiB a sample, at least the generators' 24 KiB: 1e7 samples need
+    over 200 GiB, more than any machine this runs on has (1e6, 28 GiB, is refused on a 23 GiB one)."""
+    prompts = write_traces(tmp_path / "p.jsonl", [{"id": "a", "input_ids": [1, 2, 3]}])
+    out = tmp_path / "gen.jsonl"
+    proc = subprocess.run([str(BIN / "foresight-model"), "generate", "--model", str(tiny_model), "--prompts", str(prompts),
+                           "--out", str(out), "--max-new-tokens", "4", "--num-samples", str(samples)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "error: --num-samples " + str(samples) + ": the samples of a prompt decode as one " \
+        "batch, which needs about" in proc.stderr, proc.stderr
+    assert not out.exists() and not list(tmp_path.glob("*.tmp-*"))
+    # A count that fits is decoded.
+    run("foresight-model", "generate", "--model", tiny_model, "--prompts", prompts, "--out", out,
+        "--max-new-tokens", 4, "--num-samples", 64, "--temperature", 1)
+    assert len(out.read_text().splitlines()) == 64
 
 
 def test_init_refuses_an_invalid_layout(tmp_path):
