@@ -154,12 +154,15 @@ void cmd_init(int argc, char** argv) {
                static_cast<long long>(c.num_kv_heads));
 }
 
-// "3,7" -> {3, 7}; "none" -> {}.
+// "3,7" -> {3, 7}; "none" -> {}. An empty text or an empty item ("", "3,") is refused, not read as
+// none: the Python CLI refuses them too, and "no stop ids" must be said (none).
 std::vector<int64_t> parse_stop_ids(const std::string& text) {
   if (text == "none") return {};
   std::vector<int64_t> ids;
-  std::stringstream items(text);
-  for (std::string item; std::getline(items, item, ',');) {
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    start = end + 1;
     std::size_t used = 0;
     try {
       ids.push_back(std::stoll(item, &used));

@@ -70,12 +70,16 @@ def default_stop_ids(model_dir: str, config: dict) -> list[int]:
 
 
 def parse_stop_ids(text: str) -> list[int]:
+    """"3,7" -> [3, 7]; "none" -> []. An empty text or item is refused, as foresight-model refuses it."""
     if text == "none":
         return []
-    try:
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise UsageError(f'--stop-ids is "{text}", expected ids such as 3,7 or none') from None
+    ids = []
+    for item in text.split(","):
+        try:
+            ids.append(int(item))
+        except ValueError:
+            raise UsageError(f'--stop-ids has "{item}", expected ids such as 3,7 or none') from None
+    return ids
 
 
 def cmd_generate(a) -> None:

@@ -261,6 +261,21 @@ def test_protect_refusals_name_the_prompt_length_and_the_limit(trained, short_pr
                    f"budget - interval = {limit} (B {B}, W {W}), which leaves fewer than W entries to evict")
 
 
+def test_both_clis_refuse_empty_stop_ids_alike(trained, prompts, tmp_path, capsys):
+    """`--stop-ids ''` once meant "none" to foresight-model and an error to the package: both refuse it,
+    and an empty item, with the same line ("none" says no stop ids)."""
+    prompts_path, _ = prompts
+    for text, item in [("", ""), ("3,", ""), ("3,,4", ""), ("3,x", "x")]:
+        args = ["--model", trained["qwen3"]["model"], "--prompts", prompts_path, "--max-new-tokens", 4,
+                "--policy", "h2o", "--budget", B, "--interval", W, "--stop-ids", text]
+        cpp = run("foresight-model", "generate", *args, "--out", tmp_path / "cpp.jsonl", check=False)
+        assert cpp.returncode != 0 and not (tmp_path / "cpp.jsonl").exists(), (text, cpp.stderr)
+        capsys.readouterr()
+        assert fk_cli.main(["generate", *map(str, args), "--out", str(tmp_path / "py.jsonl")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err == cpp.stderr.strip().splitlines()[-1] == f'error: --stop-ids has "{item}", expected ids such as 3,7 or none'
+
+
 def test_cli_writes_the_same_records_as_foresight_model_generate(trained, prompts, tmp_path, capsys):
     t = trained["qwen3"]
     prompts_path, _ = prompts
