@@ -1,5 +1,7 @@
 #include "golden/golden_config.h"
 
+#include <filesystem>
+
 #include "common/config.h"
 #include "common/error.h"
 #include "model/runtime_config.h"
@@ -35,11 +37,14 @@ Protect parse_protect(const Config& c, const EvictionSchedule& s) {
 
 GoldenRunConfig parse_golden_config(const Config& c) {
   c.check_known_keys({"model", "traces", "output", "budget", "interval", "device", "dtype", "query_tile",
-                      "key_tile", "keep_attention", "protect", "dist_timeout_s", "expect_model.*"});
+                      "key_tile", "keep_attention", "protect", "dist_timeout_s", "progress_every_s", "expect_model.*"});
   GoldenRunConfig r;
   r.model = c.string("model");
   r.traces = c.string("traces");
   r.output = c.string("output");
+  if (std::filesystem::is_directory(r.output)) {
+    c.fail("output", "is " + r.output + ", a directory; expected the path of an HDF5 file (created, or resumed)");
+  }
   r.runtime = parse_runtime_options(c);
   r.options.schedule = {c.positive_int("budget", 1024), c.positive_int("interval", 256)};
   check_schedule(c, r.options.schedule);
@@ -47,6 +52,7 @@ GoldenRunConfig parse_golden_config(const Config& c) {
   r.options.tiles = {c.positive_int("query_tile", 1024), c.positive_int("key_tile", 1024)};
   r.options.keep_attention = c.boolean("keep_attention", false);
   r.dist_timeout_s = c.positive_int("dist_timeout_s", r.dist_timeout_s);
+  r.progress_every_s = c.non_negative_int("progress_every_s", r.progress_every_s);
   r.expect = parse_model_expectation(c);
   r.yaml = c.yaml();
   return r;

@@ -22,6 +22,9 @@ struct GoldenRunConfig {
   // Under torchrun: how long a rank waits for the others (the slowest rank's share included)
   // before it fails instead of hanging.
   int64_t dist_timeout_s = 3600;
+  // When stderr is not a terminal (a log file): a progress line for the first and last trace and at
+  // most one every this many seconds between them; 0, one per trace.
+  int64_t progress_every_s = 10;
   std::string yaml;  // the resolved config, stored in the output
 };
 

@@ -445,6 +445,12 @@ GoldenTrace GoldenFileReader::read(const std::string& id) const {
   return t;
 }
 
+at::Tensor GoldenFileReader::tokens(const std::string& id) const {
+  const std::string where = path_ + ": trace " + id;
+  Handle group(H5Gopen2(file_, ("traces/" + id).c_str(), H5P_DEFAULT), H5Gclose, where + " is not in the file");
+  return read_dataset(group, "tokens", at::kInt, where);
+}
+
 int64_t GoldenFileReader::length(const std::string& id) const {
   const auto it = lengths_.find(id);
   if (it == lengths_.end()) throw Error(path_ + ": trace " + id + " is not in the file");

@@ -59,6 +59,7 @@ class GoldenFileReader {
   // From now on read() also refuses tokens >= vocab (the model's vocabulary size).
   void expect_vocab(int64_t vocab) { vocab_ = vocab; }
   int64_t length(const std::string& id) const;     // tokens in the trace
+  at::Tensor tokens(const std::string& id) const;  // int32 [L], the trace's tokens alone (read() reads all)
   std::optional<int64_t> prompt_len(const std::string& id) const;
   // The header's schedule with its protect resolved for trace `id` (its prompt_len).
   EvictionSchedule schedule(const std::string& id) const;

@@ -1,11 +1,15 @@
 #include "golden/golden_run.h"
 
 #include <ATen/ATen.h>
+#include <hdf5.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -13,6 +17,7 @@
 #include "common/collective.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/signal_cleanup.h"
 #include "common/traces.h"
 #include "golden/golden_config.h"
 #include "golden/golden_file.h"
@@ -29,6 +34,32 @@ std::string fmt(const char* format, double a) {
   char buf[64];
   std::snprintf(buf, sizeof buf, format, a);
   return buf;
+}
+
+// A resumed output must have been recorded from this traces file as it is now: every trace it holds
+// is still in the file, with the same tokens and prompt_len. An id alone would keep a stale trace
+// whose tokens were changed, or one removed from the file since (both refused, naming the trace).
+void check_output_matches_traces(const std::string& output, const std::string& traces_path,
+                                 const std::vector<Trace>& traces) {
+  if (!std::filesystem::exists(output) || H5Fis_hdf5(output.c_str()) <= 0) return;  // new, or refused later
+  std::map<std::string, const Trace*> by_id;
+  for (const Trace& t : traces) by_id[t.id] = &t;
+  const GoldenFileReader existing(output);
+  const std::string remedy = ": it cannot be resumed with this traces file; choose another output, or remove it";
+  for (const std::string& id : existing.trace_ids()) {
+    const auto it = by_id.find(id);
+    if (it == by_id.end()) {
+      throw Error("output " + output + " holds trace " + id + ", which " + traces_path + " no longer has" + remedy);
+    }
+    const Trace& t = *it->second;
+    const at::Tensor recorded = existing.tokens(id);
+    const bool same_tokens = recorded.numel() == static_cast<int64_t>(t.input_ids.size()) &&
+                             std::equal(t.input_ids.begin(), t.input_ids.end(), recorded.data_ptr<int32_t>());
+    if (!same_tokens || existing.prompt_len(id) != t.prompt_len) {
+      throw Error("output " + output + " holds trace " + id + " recorded from other " +
+                  (same_tokens ? "prompt_len" : "tokens") + " than " + traces_path + " has now" + remedy);
+    }
+  }
 }
 
 }  // namespace
@@ -53,6 +84,8 @@ void run_golden(const GoldenRunConfig& rc) {
   rc.expect.check(ckpt.config, rc.model);
   for (const Trace& t : traces) check_trace_fits(ckpt.config, t);
   refuse_foreign_shards(rc.output, rank_layout_from_environment().world_size);
+  check_output_matches_traces(rc.output, rc.traces, traces);
+  const bool output_existed = std::filesystem::exists(rc.output);
 
   std::unique_ptr<Collective> ranks =
       collective_from_environment(std::chrono::seconds(rc.dist_timeout_s), rc.runtime.device);
@@ -63,6 +96,22 @@ void run_golden(const GoldenRunConfig& rc) {
   // trace whose write was cut off) before any rank reads which traces it already holds.
   std::optional<GoldenFileWriter> output;
   if (rank == 0) output.emplace(rc.output, header);
+  // A run that fails before it wrote a trace (another rank refused, a rank died) removes the output it
+  // created: an empty file of its config would block a rerun of the original command.
+  struct RemoveIfEmptyOnFailure {
+    std::optional<GoldenFileWriter>& output;
+    const std::string& path;
+    bool created;
+    ~RemoveIfEmptyOnFailure() {
+      if (!created || std::uncaught_exceptions() == 0 || !output || !output->completed().empty()) return;
+      output.reset();
+      std::error_code ignored;
+      std::filesystem::remove(path, ignored);
+    }
+  } remove_if_empty{output, rc.output, rank == 0 && !output_existed};
+  // Killed by a signal (torchrun ends the other ranks when one fails) while it holds no trace: the same.
+  std::optional<RemovedOnSignal> removed_on_signal;
+  if (remove_if_empty.created) removed_on_signal.emplace(rc.output);
   std::set<std::string> done;
   std::optional<GoldenFileWriter> shard;
   if (world == 1) {
@@ -106,6 +155,8 @@ void run_golden(const GoldenRunConfig& rc) {
   // One bar, rank 0's: the others' would overwrite it on the same terminal.
   std::optional<ProgressBar> bar;
   if (rank == 0) bar.emplace(world == 1 ? "golden" : "golden rank 0", tokens, "tok");
+  const bool log = !::isatty(STDERR_FILENO);  // a log gets lines, not a redrawn bar: at most one every N s
+  auto last_line = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < todo.size(); ++i) {
     const Trace& t = *todo[i];
     const auto start = std::chrono::steady_clock::now();
@@ -113,10 +164,14 @@ void run_golden(const GoldenRunConfig& rc) {
     options.schedule = rc.protect.resolve(schedule, t.prompt_len, rc.traces + ": trace " + t.id);
     const GoldenTrace g = record_golden_trace(model, t.input_ids, options);
     writer.append(t.id, g, t.prompt_len);
+    if (world == 1) removed_on_signal.reset();  // it holds a trace now
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!bar) continue;
     bar->advance(static_cast<int64_t>(t.input_ids.size()));
-    if (!::isatty(STDERR_FILENO)) {
+    const auto now = std::chrono::steady_clock::now();
+    if (log && (i == 0 || i + 1 == todo.size() ||
+                std::chrono::duration<double>(now - last_line).count() >= static_cast<double>(rc.progress_every_s))) {
+      last_line = now;
       bar->note("golden: [" + std::to_string(i + 1) + "/" + std::to_string(todo.size()) + "] trace " + t.id + ": " +
                 std::to_string(t.input_ids.size()) + " tokens, " + std::to_string(g.drop_slots.size(1)) + " steps" +
                 fmt(", %.2f s", secs));
@@ -130,6 +185,7 @@ void run_golden(const GoldenRunConfig& rc) {
   if (rank != 0) return;
   const auto recorded = counts[0][0].item<int64_t>(), resumed_all = counts[0][1].item<int64_t>();
   if (world > 1) {
+    removed_on_signal.reset();  // the merge writes traces into it
     shard.reset();
     const int64_t merged = merge_golden_shards(*output, rc.output, world, order);
     std::fprintf(stderr, "golden: %lld ranks recorded %lld traces; %lld moved from their shards into %s\n",

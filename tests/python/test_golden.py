@@ -158,7 +158,7 @@ def test_killed_run_keeps_finished_traces_and_resumes_to_the_same_file(tmp_path)
 
     killed = tmp_path / "killed.h5"
     cmd = [str(BIN / "foresight-golden"), "run", "--config", str(TINY), f"model={model}",
-           f"traces={traces_path}", f"output={killed}", "budget=64", "interval=16"]
+           f"traces={traces_path}", f"output={killed}", "budget=64", "interval=16", "progress_every_s=0"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     written = 0
     for line in proc.stderr:
@@ -177,6 +177,49 @@ def test_killed_run_keeps_finished_traces_and_resumes_to_the_same_file(tmp_path)
     for tid in a:
         for name in a[tid]:
             np.testing.assert_array_equal(a[tid][name], b[tid][name], err_msg=f"{tid}/{name}")
+
+
+def test_a_resumed_output_must_hold_the_traces_file_as_it_is_now(small):
+    """Resuming checks each recorded trace's tokens and prompt_len, not only its id: a trace whose
+    tokens changed under the same id, or one removed from the traces file, is refused by name."""
+    tmp, model = small
+    traces_path, traces = random_traces(tmp / "t.jsonl", [40, 40, 40], vocab=64)
+    out = tmp / "g.h5"
+    golden(model, traces_path, out, 16, 8)
+    before = file_contents(out)
+    changed = [dict(t) for t in traces]
+    changed[1]["input_ids"] = [(x + 1) % 64 for x in changed[1]["input_ids"]]
+    write_traces(tmp / "changed.jsonl", changed)
+    expect_error(golden(model, tmp / "changed.jsonl", out, 16, 8, check=False),
+                 f"output {out} holds trace {traces[1]['id']} recorded from other tokens than {tmp / 'changed.jsonl'} has now")
+    write_traces(tmp / "fewer.jsonl", traces[:2])
+    expect_error(golden(model, tmp / "fewer.jsonl", out, 16, 8, check=False),
+                 f"output {out} holds trace {traces[2]['id']}, which {tmp / 'fewer.jsonl'} no longer has")
+    reprompted = [dict(t, prompt_len=5) for t in traces]
+    write_traces(tmp / "reprompted.jsonl", reprompted)
+    expect_error(golden(model, tmp / "reprompted.jsonl", out, 16, 8, check=False), "recorded from other prompt_len")
+    after = file_contents(out)
+    assert before.keys() == after.keys()
+    # The same traces file resumes (nothing left to do).
+    assert "3 of 3 traces already written" in golden(model, traces_path, out, 16, 8).stderr
+
+
+def test_a_log_gets_a_progress_line_every_few_seconds_not_one_per_trace(small):
+    tmp, model = small
+    traces_path, _ = random_traces(tmp / "t.jsonl", [40] * 6, vocab=64)
+    lines = [line for line in golden(model, traces_path, tmp / "g.h5", 16, 8).stderr.splitlines() if "golden: [" in line]
+    assert [line.split("]")[0] for line in lines] == ["golden: [1/6", "golden: [6/6"]  # the first and the last
+    lines = [line for line in golden(model, traces_path, tmp / "every.h5", 16, 8, "progress_every_s=0").stderr.splitlines()
+             if "golden: [" in line]
+    assert len(lines) == 6
+
+
+def test_output_that_is_a_directory_is_refused_naming_the_key(small):
+    tmp, model = small
+    traces_path, _ = random_traces(tmp / "t.jsonl", [40], vocab=64)
+    (tmp / "dir").mkdir()
+    expect_error(golden(model, traces_path, tmp / "dir", 16, 8, check=False),
+                 f'key "output" is {tmp / "dir"}, a directory; expected the path of an HDF5 file')
 
 
 # ---- bad input ------------------------------------------------------------------------------------

@@ -42,8 +42,9 @@ def golden_inputs(tmp_path_factory):
 
 
 def golden_args(model, traces, output, *extra):
+    # A progress line per trace (progress_every_s=0): the kill test waits for them.
     return ["run", "--config", GOLDEN, f"model={model}", f"traces={traces}", f"output={output}", "budget=32",
-            "interval=8", *extra]
+            "interval=8", "progress_every_s=0", *extra]
 
 
 def file_contents(path):
@@ -119,6 +120,25 @@ def test_shards_of_another_rank_count_are_refused(golden_inputs, tmp_path):
     proc = run("foresight-golden", *golden_args(model, traces, out), check=False)
     assert proc.returncode != 0 and "unfinished run over 4 ranks" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_a_refused_rank_leaves_no_empty_output_behind(golden_inputs, tmp_path):
+    """Rank 1 refuses its stale shard (another schedule) after rank 0 created the output: the output,
+    which holds no trace, goes, so that once the stale shard is removed the same command runs."""
+    model, traces, _ = golden_inputs
+    out = tmp_path / "golden.h5"
+    run("foresight-golden", "run", "--config", GOLDEN, f"model={model}", f"traces={traces}",
+        f"output={tmp_path / 'golden.h5.rank1-of-2'}", "budget=16", "interval=8")
+    port = free_port()
+    ranks = [subprocess.Popen([str(BIN / "foresight-golden"), *golden_args(model, traces, out, "dist_timeout_s=60")],
+                              env=rank_environment(r, port), stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    errors = [r.communicate(timeout=300)[1] for r in ranks]
+    assert all(r.returncode != 0 for r in ranks), errors
+    assert "schedule" in errors[1] or "another" in errors[1], errors[1]
+    assert not out.exists(), errors[0]
+    (tmp_path / "golden.h5.rank1-of-2").unlink()
+    torchrun("foresight-golden", *golden_args(model, traces, out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["golden.h5"]
 
 
 # ---- SFT -------------------------------------------------------------------------------------------
