@@ -1,7 +1,6 @@
 """foresight-golden against an independent reference (HF attention + a direct numpy oracle), the
 file schema read with h5py, kill-and-resume, evict, and bad input."""
 import json
-import os
 import signal
 import subprocess
 
