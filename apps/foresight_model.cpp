@@ -20,6 +20,7 @@
 #include "common/traces.h"
 #include "generate/generation.h"
 #include "model/checkpoint.h"
+#include "model/runtime_config.h"
 #include "model/fingerprint.h"
 #include "model/kv_cache.h"
 #include "model/sampling.h"
@@ -52,9 +53,15 @@ void add_runtime_options(cxxopts::Options& o) {
       cxxopts::value<std::string>()->default_value("float32"));
 }
 
+// --device, refused with the flag's name when this machine cannot run it.
+std::string checked_device(const cxxopts::ParseResult& r) {
+  const std::string device = r["device"].as<std::string>();
+  if (const std::string why = device_unavailable(device); !why.empty()) throw Error("--device " + why);
+  return device;
+}
+
 Transformer load_model(const cxxopts::ParseResult& r) {
-  return Transformer::load(required<std::string>(r, "model"),
-                           {r["device"].as<std::string>(), parse_dtype(r["dtype"].as<std::string>())});
+  return Transformer::load(required<std::string>(r, "model"), {checked_device(r), parse_dtype(r["dtype"].as<std::string>())});
 }
 
 // The traces of `--<traces_key>` and the model, each trace checked against the model before work.
@@ -248,7 +255,7 @@ void cmd_generate(int argc, char** argv) {
     }
   }
   JsonlWriter out(new_output(r, "prompts"));
-  const Transformer model(checkpoint, {r["device"].as<std::string>(), parse_dtype(r["dtype"].as<std::string>())});
+  const Transformer model(checkpoint, {checked_device(r), parse_dtype(r["dtype"].as<std::string>())});
   if (scorer) scorer->to(model.options().device());
 
   ProgressBar bar("generate", static_cast<int64_t>(prompts.size()) * options.num_samples * options.max_new_tokens, "tok");

@@ -1,5 +1,7 @@
 #include "model/runtime_config.h"
 
+#include <ATen/Context.h>
+
 #include <regex>
 
 #include "common/cli.h"
@@ -18,8 +20,24 @@ RuntimeOptions parse_runtime_options(const Config& c) {
   const RankDevice ranked = device_for_rank(r.device, rank_layout_from_environment());
   if (!ranked.refusal.empty()) c.fail("device", ranked.refusal);
   r.device = ranked.device;
+  if (const std::string why = device_unavailable(r.device); !why.empty()) c.fail("device", why);
   r.dtype = parse_dtype(c.choice("dtype", {"float32", "bfloat16", "float16"}, "float32"));
   return r;
+}
+
+std::string device_unavailable(const std::string& device) {
+  if (device == "cpu") return "";
+  const auto gpus = static_cast<int64_t>(at::getNumGPUs());
+  const std::size_t colon = device.find(':');
+  const int64_t index = colon == std::string::npos ? 0 : std::stoll(device.substr(colon + 1));
+  if (gpus == 0) {
+    return "is \"" + device + "\", but this machine has no CUDA GPU (or this LibTorch was built without CUDA): use cpu";
+  }
+  if (index >= gpus) {
+    return "is \"" + device + "\", but this machine has " + std::to_string(gpus) + " CUDA GPU" + (gpus == 1 ? "" : "s") +
+           " (cuda:0 to cuda:" + std::to_string(gpus - 1) + ")";
+  }
+  return "";
 }
 
 ModelExpectation parse_model_expectation(const Config& c) {

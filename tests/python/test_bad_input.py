@@ -4,9 +4,10 @@ import json
 import subprocess
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import BIN, expect_error, run, write_traces
+from conftest import BIN, ROOT, expect_error, run, write_traces
 
 
 def expect_failure(tmp_path, out, expected, *args):
@@ -130,6 +131,26 @@ def test_a_sample_count_beyond_memory_is_refused_before_decoding(tmp_path, tiny_
     run("foresight-model", "generate", "--model", tiny_model, "--prompts", prompts, "--out", out,
         "--max-new-tokens", 4, "--num-samples", 64, "--temperature", 1)
     assert len(out.read_text().splitlines()) == 64
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_a_cuda_device_without_a_gpu_is_refused_naming_the_key_and_writing_nothing(tmp_path, tiny_model, good_traces, device):
+    """Before: a raw CUDA driver message, no key named, and (eval) an empty output dir."""
+    why = f'is "{device}", but this machine has no CUDA GPU (or this LibTorch was built without CUDA): use cpu'
+    out = tmp_path / "gen.jsonl"
+    expect_failure(tmp_path, out, f"--device {why}", "generate", "--model", tiny_model, "--prompts", good_traces,
+                   "--out", out, "--max-new-tokens", 2, "--device", device)
+    golden = tmp_path / "g.h5"
+    proc = run("foresight-golden", "run", "--config", ROOT / "configs" / "golden" / "tiny.yaml", f"model={tiny_model}",
+               f"traces={good_traces}", f"output={golden}", "budget=16", "interval=8", f"device={device}", check=False)
+    expect_error(proc, f'key "device" {why}')
+    assert not golden.exists()
+    problems = write_traces(tmp_path / "problems.jsonl", [{"id": "p", "input_ids": [1, 2], "answer_ids": [3]}])
+    proc = run("foresight-eval", "--config", ROOT / "configs" / "eval" / "generation_tiny.yaml", f"model={tiny_model}",
+               f"problems={problems}", f"output_dir={tmp_path / 'eval'}", f"device={device}", check=False)
+    expect_error(proc, f'key "device" {why}')
+    assert not (tmp_path / "eval").exists()
 
 
 def test_init_refuses_an_invalid_layout(tmp_path):
