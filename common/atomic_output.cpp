@@ -1,7 +1,9 @@
 #include "common/atomic_output.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 
 #include "common/error.h"
@@ -32,6 +34,20 @@ void AtomicOutput::commit() {
   fs::rename(temp_path_, path_, ec);
   if (ec) throw Error("cannot move " + temp_path_ + " to " + path_ + ": " + ec.message());
   committed_ = true;
+}
+
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::size_t mark = name.rfind(".tmp-");
+    if (mark == std::string::npos || mark + 5 == name.size()) continue;
+    const std::string pid = name.substr(mark + 5);
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+    const auto id = static_cast<pid_t>(std::stol(pid));
+    if (id == ::getpid() || ::kill(id, 0) == 0 || errno != ESRCH) continue;  // ours, or a live process's
+    fs::remove_all(entry.path(), ec);
+  }
 }
 
 }  // namespace foresight

@@ -27,4 +27,8 @@ class AtomicOutput {
   bool committed_ = false;
 };
 
+// Removes the temporaries (`NAME.tmp-PID`) in `dir` whose process is gone: a run killed with
+// SIGKILL cannot remove its own. One of a live process (a run still writing) is left alone.
+void remove_stale_temporaries(const std::string& dir);
+
 }  // namespace foresight

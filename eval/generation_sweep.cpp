@@ -15,7 +15,6 @@
 #include "common/output_guard.h"
 #include "common/progress.h"
 #include "common/sha256.h"
-#include "common/text_file.h"
 #include "generate/answer.h"
 #include "eval/generation_config.h"
 #include "generate/problems.h"
@@ -24,6 +23,7 @@
 #include "model/checkpoint.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
+#include "model/runtime_config.h"
 
 namespace foresight {
 
@@ -43,6 +43,7 @@ struct Cell {
 struct Task {
   std::vector<Problem> problems;
   std::string problems_sha256;
+  std::string model_content, scorer_content;  // config.yaml lines: the bytes behind model and scorer
   GenerationOptions options;
 };
 
@@ -62,9 +63,9 @@ std::string cell_config(const GenerationEvalConfig& cfg, const Cell& c, const Ta
   if (c.eviction) {
     s << "budget: " << c.eviction->schedule.budget << "\ninterval: " << c.eviction->schedule.interval
       << "\nprotect: " << protect_of(*c.eviction).text() << "\n";
-    if (c.eviction->scorer) s << "scorer: \"" << cfg.scorer << "\"\n";
+    if (c.eviction->scorer) s << "scorer: \"" << cfg.scorer << "\"\n" << t.scorer_content;
   }
-  s << "model: " << cfg.model << "\ndtype: " << c10::toString(cfg.runtime.dtype) << "\nproblems: " << cfg.problems
+  s << "model: " << cfg.model << "\n" << t.model_content << "dtype: " << c10::toString(cfg.runtime.dtype) << "\nproblems: " << cfg.problems
     << "\nproblems_sha256: " << t.problems_sha256 << "\nproblem_count: " << t.problems.size()
     << "\nsamples: " << o.num_samples << "\ntemperature: " << cfg.temperature << "\ntop_p: " << cfg.top_p
     << "\ntop_k: " << cfg.top_k << "\nmax_new_tokens: " << o.max_new_tokens << "\nstop_ids: " << id_list(o.stop_ids)
@@ -218,6 +219,7 @@ GenerationOptions generation_options(const GenerationEvalConfig& cfg, const Mode
 }  // namespace
 
 void run_generation_sweep(const GenerationEvalConfig& cfg) {
+  require_device(cfg.runtime.device);
   // Everything that can refuse the sweep is checked before the first cell.
   check_output_outside_inputs({"output_dir", cfg.output_dir},
                               {{"model", cfg.model}, {"problems", cfg.problems}, {"scorer", cfg.scorer}});
@@ -240,15 +242,18 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
     }
     check_answer_ids(mc, cfg.problems, p);
   }
+  const ModelFingerprint model_fingerprint = fingerprint(checkpoint);
+  task.model_content = "model_sha256: " + model_fingerprint.config_sha256 + " " + model_fingerprint.weights_sha256 + "\n";
   std::optional<LearnedScorer> scorer;
   FeatureSet features = FeatureSet::Recency;
   if (!cfg.scorer.empty()) {
     // The scorer is applied at every budget of the sweep, whatever budget it was trained for; its
     // base model must be this one.
     ScorerSpec spec = LearnedScorer::read_spec(cfg.scorer);
-    spec.base_model = fingerprint(checkpoint);
+    spec.base_model = model_fingerprint;
     scorer.emplace(LearnedScorer::load(cfg.scorer, spec));
     features = scorer->spec().features;
+    task.scorer_content = scorer_content_line(cfg.scorer);
   }
   std::vector<std::string> ids;
   std::vector<std::optional<int64_t>> prompt_lens;
@@ -308,8 +313,7 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
   for (std::size_t i = 0; i < cells.size(); ++i) {
     if (!rows[i].is_null()) continue;
     const Cell& c = cells[i];
-    fs::create_directories(c.dir);
-    write_text_file((c.dir / "config.yaml").string(), cell_config(cfg, c, task));
+    begin_cell(c.dir, cell_config(cfg, c, task));
     rows[i] = run_cell(model, c, task, bar);
     write_json(c.dir / "result.json", rows[i]);
   }

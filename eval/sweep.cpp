@@ -12,7 +12,6 @@
 #include "common/error.h"
 #include "common/output_guard.h"
 #include "common/progress.h"
-#include "common/text_file.h"
 #include "eval/eval_config.h"
 #include "eval/evaluate.h"
 #include "eval/sweep_files.h"
@@ -21,6 +20,7 @@
 #include "model/transformer.h"
 #include "policy/scorer.h"
 #include "train/run_state.h"
+#include "model/runtime_config.h"
 
 namespace foresight {
 
@@ -36,11 +36,17 @@ struct Cell {
 };
 
 // What a cell's result depends on; a cell whose config.yaml says otherwise is recomputed.
-std::string cell_config(const EvalConfig& cfg, const Cell& c, const std::vector<std::string>& traces) {
+// `inputs` and `scorer_content`: the bytes behind model and golden file, and the scorer's (content
+// lines), so that one replaced in place is not taken for the one scored. The scorer only for the
+// policies that use it, so that adding or replacing one leaves the baselines' cells done.
+std::string cell_config(const EvalConfig& cfg, const Cell& c, const std::vector<std::string>& traces,
+                        const std::string& inputs, const std::string& scorer_content) {
   std::ostringstream s;
   s << "policy: " << c.preset->name << "\nbudget: " << c.schedule.budget << "\ninterval: " << c.schedule.interval
-    << "\nprotect: " << c.variant.protect.text() << "\nmodel: " << cfg.model << "\ngolden: " << cfg.golden
-    << "\nscorer: \"" << cfg.scorer << "\"\ntraces: " << traces.size() << "\nreward_threshold: " << cfg.reward.threshold
+    << "\nprotect: " << c.variant.protect.text() << "\nmodel: " << cfg.model << "\ngolden: " << cfg.golden << "\n"
+    << inputs;
+  if (c.preset->needs_scorer) s << "scorer: \"" << cfg.scorer << "\"\n" << scorer_content;
+  s << "traces: " << traces.size() << "\nreward_threshold: " << cfg.reward.threshold
     << "\nreward_exclude_fraction: " << cfg.reward.exclude_fraction << "\nseed: " << cfg.seed << "\n";
   return s.str();
 }
@@ -137,6 +143,7 @@ void print_table(const std::vector<nlohmann::json>& rows) {
 }  // namespace
 
 void run_sweep(const EvalConfig& cfg) {
+  require_device(cfg.runtime.device);
   // Everything that can refuse the sweep is checked before the first cell.
   check_output_outside_inputs({"output_dir", cfg.output_dir},
                               {{"model", cfg.model}, {"golden", cfg.golden}, {"scorer", cfg.scorer}});
@@ -180,12 +187,15 @@ void run_sweep(const EvalConfig& cfg) {
     }
   }
 
+  const std::string inputs = "model_sha256: " + base.fingerprint.config_sha256 + " " + base.fingerprint.weights_sha256 +
+                             "\n" + content_line("golden_sha256", {cfg.golden});
+  const std::string scorer_content = scorer ? scorer_content_line(cfg.scorer) : "";
   const Transformer model(base.checkpoint, cfg.runtime);
   if (scorer) scorer->to(model.options().device());
   std::vector<nlohmann::json> rows;
   std::vector<const Cell*> todo;
   for (const Cell& c : cells) {
-    if (cell_is_done(c.dir, cell_config(cfg, c, traces))) {
+    if (cell_is_done(c.dir, cell_config(cfg, c, traces, inputs, scorer_content))) {
       rows.push_back(nlohmann::json::parse(read_text(c.dir / "result.json")));
     } else {
       todo.push_back(&c);
@@ -196,8 +206,7 @@ void run_sweep(const EvalConfig& cfg) {
 
   ProgressBar bar("eval", static_cast<int64_t>(todo.size() * traces.size()), "trace");
   for (const Cell* c : todo) {
-    fs::create_directories(c->dir);
-    write_text_file((c->dir / "config.yaml").string(), cell_config(cfg, *c, traces));
+    begin_cell(c->dir, cell_config(cfg, *c, traces, inputs, scorer_content));
     const auto t0 = std::chrono::steady_clock::now();
     PolicyMetrics metrics;
     for (std::size_t i = 0; i < traces.size(); ++i) {

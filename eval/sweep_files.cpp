@@ -6,6 +6,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/sha256.h"
 #include "common/text_file.h"
 
 namespace foresight {
@@ -20,6 +21,25 @@ std::string schedule_folder(const EvictionSchedule& s) {
 
 bool cell_is_done(const fs::path& dir, const std::string& config_text) {
   return fs::exists(dir / "result.json") && read_text(dir / "config.yaml") == config_text;
+}
+
+void begin_cell(const fs::path& dir, const std::string& config_text) {
+  fs::create_directories(dir);
+  remove_stale_temporaries(dir);
+  AtomicOutput out((dir / "config.yaml").string());
+  write_text_file(out.temp_path(), config_text);
+  out.commit();
+}
+
+std::string content_line(const std::string& key, const std::vector<std::string>& files) {
+  std::string line = key + ":";
+  for (const std::string& file : files) line += " " + sha256_file_hex(file);
+  return line + "\n";
+}
+
+std::string scorer_content_line(const std::string& scorer_dir) {
+  const fs::path dir(scorer_dir);
+  return content_line("scorer_sha256", {(dir / "scorer.safetensors").string(), (dir / "scorer.json").string()});
 }
 
 std::string read_text(const fs::path& path) {

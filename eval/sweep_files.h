@@ -25,6 +25,18 @@ std::string schedule_folder(const EvictionSchedule& schedule);
 // result.json, which is written last, exists. A cell of other settings is recomputed.
 bool cell_is_done(const std::filesystem::path& dir, const std::string& config_text);
 
+// Creates a cell's folder for a run and writes its config.yaml (complete, or not at all), after
+// removing the temporaries a killed earlier run left there (`NAME.tmp-PID` of a process gone).
+void begin_cell(const std::filesystem::path& dir, const std::string& config_text);
+
+// A config.yaml line naming the bytes behind an input path ("key: SHA256 ..." of each file), so
+// that a cell is done only for the same model weights, scorer or golden file, not the same path:
+// one replaced in place is recomputed.
+std::string content_line(const std::string& key, const std::vector<std::string>& files);
+
+// content_line("scorer_sha256", ...) of a scorer checkpoint: its weights and its spec.
+std::string scorer_content_line(const std::string& scorer_dir);
+
 // A whole file's text.
 std::string read_text(const std::filesystem::path& path);
 

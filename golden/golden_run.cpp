@@ -25,6 +25,7 @@
 #include "model/checkpoint.h"
 #include "model/trace_checks.h"
 #include "model/transformer.h"
+#include "model/runtime_config.h"
 
 namespace foresight {
 
@@ -65,6 +66,7 @@ void check_output_matches_traces(const std::string& output, const std::string& t
 }  // namespace
 
 void run_golden(const GoldenRunConfig& rc) {
+  require_device(rc.runtime.device);
   const EvictionSchedule& schedule = rc.options.schedule;
 
   // Everything a trace could fail on is checked before the first one is recorded.

@@ -7,6 +7,7 @@
 #include "common/cli.h"
 #include "common/collective.h"
 #include "common/config.h"
+#include "common/error.h"
 
 namespace foresight {
 
@@ -20,7 +21,6 @@ RuntimeOptions parse_runtime_options(const Config& c) {
   const RankDevice ranked = device_for_rank(r.device, rank_layout_from_environment());
   if (!ranked.refusal.empty()) c.fail("device", ranked.refusal);
   r.device = ranked.device;
-  if (const std::string why = device_unavailable(r.device); !why.empty()) c.fail("device", why);
   r.dtype = parse_dtype(c.choice("dtype", {"float32", "bfloat16", "float16"}, "float32"));
   return r;
 }
@@ -38,6 +38,10 @@ std::string device_unavailable(const std::string& device) {
            " (cuda:0 to cuda:" + std::to_string(gpus - 1) + ")";
   }
   return "";
+}
+
+void require_device(const std::string& device) {
+  if (const std::string why = device_unavailable(device); !why.empty()) throw Error("key \"device\" " + why);
 }
 
 ModelExpectation parse_model_expectation(const Config& c) {

@@ -14,9 +14,13 @@ class Config;
 RuntimeOptions parse_runtime_options(const Config& config);
 
 // Why `device` (cpu | cuda | cuda:N) cannot be used on this machine, or "" when it can: a CUDA
-// device needs a GPU with that index and a LibTorch built with CUDA. Checked when options are read,
-// before any output exists, so that the error names the key and not a CUDA driver call.
+// device needs a GPU with that index and a LibTorch built with CUDA.
 std::string device_unavailable(const std::string& device);
+
+// Throws, naming the config key `device`, when it cannot be used here. Every stage calls it first,
+// before any output exists, so that the error is not a CUDA driver call's; not when a config is
+// parsed, since `--check` validates a GPU machine's config anywhere.
+void require_device(const std::string& device);
 ModelExpectation parse_model_expectation(const Config& config);
 
 }  // namespace foresight

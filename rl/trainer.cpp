@@ -34,6 +34,7 @@
 #include "train/optimizer.h"
 #include "train/run_identity.h"
 #include "train/run_state.h"
+#include "model/runtime_config.h"
 
 namespace foresight {
 
@@ -172,6 +173,7 @@ GroupStats group_stats(const at::Tensor& rewards) {
 }  // namespace
 
 void run_grpo(const GrpoConfig& cfg) {
+  require_device(cfg.runtime.device);
   // Everything that can refuse the run is checked before the first step.
   GoldenFileReader golden(cfg.golden);
   const TrainingModel base = load_model_of_golden(cfg.model, cfg.expect, golden, cfg.golden);
@@ -200,7 +202,8 @@ void run_grpo(const GrpoConfig& cfg) {
       collective_from_environment(std::chrono::seconds(cfg.dist_timeout_s), cfg.runtime.device);
   const bool writer = ranks->rank() == 0;
   const fs::path out_dir(cfg.output_dir);
-  if (writer) fs::create_directories(out_dir);
+  std::optional<RunOutputDir> run_output;  // a run that fails before its first row leaves no run.json behind
+  if (writer) run_output.emplace(out_dir);
   const Transformer model(base.checkpoint, cfg.runtime);
   const at::Device device = model.options().device();
   const auto saved = list_checkpoints(out_dir);

@@ -22,6 +22,7 @@
 #include "train/optimizer.h"
 #include "train/run_identity.h"
 #include "train/run_state.h"
+#include "model/runtime_config.h"
 
 namespace foresight {
 
@@ -72,6 +73,7 @@ std::string provenance(const SftConfig& cfg, const std::string& golden_sha256, i
 }  // namespace
 
 void run_sft(const SftConfig& cfg) {
+  require_device(cfg.runtime.device);
   // Everything that can refuse the run is checked before the first step.
   GoldenFileReader golden(cfg.golden);
   const std::string golden_sha256 = sha256_file_hex(cfg.golden);
@@ -93,7 +95,8 @@ void run_sft(const SftConfig& cfg) {
   // Rank 0 alone writes: the output directory, metrics and checkpoints.
   const bool writer = ranks->rank() == 0;
   const fs::path out_dir(cfg.output_dir);
-  if (writer) fs::create_directories(out_dir);
+  std::optional<RunOutputDir> run_output;  // a run that fails before its first row leaves no run.json behind
+  if (writer) run_output.emplace(out_dir);
   const Transformer model(ckpt, cfg.runtime);
   const ScorerSpec spec{model_fp, ckpt.config.group_size(), cfg.features, golden.header().schedule,
                         golden.header().protect};

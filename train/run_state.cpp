@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <exception>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -61,6 +62,27 @@ std::vector<std::string> batch_for_step(const std::vector<std::string>& traces, 
     out.push_back(traces[static_cast<std::size_t>(order[global % n].item<int64_t>())]);
   }
   return out;
+}
+
+RunOutputDir::RunOutputDir(fs::path dir) : dir_(std::move(dir)) {
+  created_ = !fs::exists(dir_);
+  had_run_file_ = fs::exists(dir_ / "run.json");
+  had_metrics_ = fs::exists(dir_ / "metrics.jsonl");
+  fs::create_directories(dir_);
+}
+
+RunOutputDir::~RunOutputDir() {
+  if (std::uncaught_exceptions() == 0 || had_run_file_) return;
+  std::error_code ec;
+  const fs::path metrics = dir_ / "metrics.jsonl";
+  if (fs::exists(metrics) && (had_metrics_ || fs::file_size(metrics, ec) > 0)) return;  // rows worth keeping
+  for (const char* name : {"final", "best"}) {
+    if (fs::exists(dir_ / name)) return;
+  }
+  if (!list_checkpoints(dir_).empty()) return;
+  fs::remove(dir_ / "run.json", ec);
+  fs::remove(metrics, ec);
+  if (created_ && fs::is_empty(dir_, ec)) fs::remove(dir_, ec);
 }
 
 std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {

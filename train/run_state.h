@@ -39,6 +39,22 @@ std::vector<std::string> shuffled(std::vector<std::string> ids, uint64_t seed);
 std::vector<std::string> batch_for_step(const std::vector<std::string>& traces, int64_t step, int64_t batch,
                                         uint64_t seed);
 
+// A training run's output directory, created if missing. If the run fails (an exception leaves
+// the scope) before it wrote a metrics row or a checkpoint, the run.json and empty metrics.jsonl
+// it wrote go, and the directory too when this run created it and nothing else is there: a failed
+// run leaves nothing behind that looks like a run. Anything there before stays.
+class RunOutputDir {
+ public:
+  explicit RunOutputDir(std::filesystem::path dir);
+  ~RunOutputDir();
+  RunOutputDir(const RunOutputDir&) = delete;
+  RunOutputDir& operator=(const RunOutputDir&) = delete;
+
+ private:
+  std::filesystem::path dir_;
+  bool created_ = false, had_run_file_ = false, had_metrics_ = false;
+};
+
 // dir/step_N checkpoints that are complete (hold trainer_state.json), by ascending N.
 std::vector<std::pair<int64_t, std::filesystem::path>> list_checkpoints(const std::filesystem::path& dir);
 

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from conftest import BIN, BUDGET, INTERVAL, ROOT, expect_error, make_golden, run
@@ -59,6 +60,24 @@ def test_sweep_contract_and_resume(data, tmp_path):
     # A changed setting reruns the cells it touches.
     changed = evaluate(model, golden, out, f"scorer={scorer}", "budgets=[32, 64]", "max_traces=1")
     assert f"{len(rows)} cells to run, 0 done before" in changed.stderr
+
+
+def test_cells_are_recomputed_when_an_input_is_replaced_in_place(data, tmp_path):
+    """Cells are known by the bytes of their inputs, not their paths: a golden file or scorer replaced
+    in place (same path) reruns the cells that read it, and only those."""
+    model, golden, scorer = data
+    golden_copy, scorer_copy = tmp_path / "golden.h5", tmp_path / "scorer"
+    shutil.copy(golden, golden_copy)
+    shutil.copytree(scorer, scorer_copy)
+    out = tmp_path / "out"
+    args = [f"scorer={scorer_copy}", "policies=[h2o, foresight]", f"budgets=[{BUDGET}]", "max_traces=2"]
+    evaluate(model, golden_copy, out, *args)
+    weights = load_file(str(scorer_copy / "scorer.safetensors"))
+    save_file({k: v * 2 for k, v in weights.items()}, str(scorer_copy / "scorer.safetensors"), metadata={"format": "pt"})
+    assert "1 cells to run, 1 done before" in evaluate(model, golden_copy, out, *args).stderr  # foresight's
+    with h5py.File(golden_copy, "a") as f:  # the same traces, another attribute: other bytes
+        f.attrs["edited"] = 1
+    assert "2 cells to run, 0 done before" in evaluate(model, golden_copy, out, *args).stderr
 
 
 def test_protect_variants_name_their_rows_replay_the_oracle_and_skip_what_does_not_fit(data, tmp_path):
@@ -248,6 +267,7 @@ def test_a_full_disk_fails_the_sweep_naming_the_file_and_leaves_no_empty_result(
     expect_error(proc, f"cannot write {out / 'runs' / 'random' / f'B{BUDGET}_W{INTERVAL}' / 'config.yaml'}")
     assert "No space left on device" in proc.stderr
     assert not list(out.rglob("result*.json")) and not (out / "results.csv").exists()
+    assert not list(out.rglob("config.yaml*")), "a partial config.yaml (or its temporary) was left behind"
 
 
 def test_a_table_that_cannot_be_written_fails_the_command(data, tmp_path):

@@ -4,6 +4,7 @@ own greedy tokens, so the full cache must get those right), resume, the plot, an
 import csv
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -146,6 +147,29 @@ def test_rerun_skips_done_cells_and_a_changed_setting_reruns(sweep, tmp_path):
     changed = evaluate(model, problems, tmp_path / "out", f"stop_ids=[{stop}]", *subset, "max_problems=1")
     assert "2 cells to run, 0 done before" in changed.stderr
     assert json.loads((tmp_path / "out" / "results.json").read_text())[1]["problems"] == 1
+
+
+def test_a_model_replaced_in_place_reruns_and_a_killed_runs_temporaries_are_removed(sweep, tmp_path):
+    """Cells are known by the model's bytes, not its path: weights replaced in place rerun every
+    cell. A rerun also removes what a run killed with SIGKILL left in a cell it redoes (its
+    `generations.jsonl.tmp-PID`), and leaves a live process's temporary alone."""
+    model, problems, _, _, stop, _, _ = sweep
+    mine = tmp_path / "model"
+    shutil.copytree(model, mine)
+    out = tmp_path / "out"
+    subset = [f"stop_ids=[{stop}]", "policies=[h2o]", f"budgets=[{BUDGETS[0]}]"]
+    evaluate(mine, problems, out, *subset)
+    other = init_model(tmp_path / "other", "qwen2", layers=2, hidden=32, heads=4, kv_heads=2, intermediate=64,
+                       vocab=VOCAB, max_positions=128, init_std=0.2, seed=4)
+    shutil.copy(other / "model.safetensors", mine / "model.safetensors")
+    cell = out / "runs" / "h2o" / f"B{BUDGETS[0]}_W{INTERVAL}"
+    gone = subprocess.Popen(["true"])  # a process that has ended: its pid names a killed run's temporary
+    gone.wait()
+    (cell / f"generations.jsonl.tmp-{gone.pid}").write_text('{"partial": ')
+    (cell / f"generations.jsonl.tmp-{os.getpid()}").write_text("a live run's")
+    assert "2 cells to run, 0 done before" in evaluate(mine, problems, out, *subset).stderr
+    assert sorted(p.name for p in cell.iterdir()) == ["config.yaml", "generations.jsonl",
+                                                       f"generations.jsonl.tmp-{os.getpid()}", "result.json"]
 
 
 def test_plot_draws_accuracy_against_budget(sweep, tmp_path):

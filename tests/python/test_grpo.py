@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import (BIN, ROOT, expect_error, free_port, make_golden, rank_environment, read_jsonl, run, torchrun,
-                      write_traces)
+from conftest import (BIN, ROOT, blown_up_scorer, expect_error, free_port, make_golden, rank_environment, read_jsonl,
+                      run, torchrun, write_traces)
 from lockstep import GRADIENT_RTOL, compare_in_lockstep, read_weights
 
 TINY = ROOT / "configs" / "grpo" / "tiny.yaml"
@@ -257,6 +257,23 @@ def test_an_exploded_update_is_never_saved_and_the_run_names_the_last_good_check
     assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "run.json", "step_1"]
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1]
     run("foresight-export", "--checkpoint", out / "step_1", "--out", tmp_path / "export", "--model", data[0])
+
+
+def test_a_run_that_fails_before_its_first_step_leaves_no_run_behind(data, tmp_path):
+    """An init scorer whose every score is inf fails the first rollout, after the output directory
+    was claimed: no run.json and empty metrics.jsonl are left behind (they read as a run), and a
+    directory that existed keeps what it held."""
+    model, golden, scorer = data
+    blown = blown_up_scorer(scorer, tmp_path / "blown")
+    out = tmp_path / "out"
+    proc = run("foresight-train", *grpo_args((model, golden, blown), out, 2, 2), check=False)
+    expect_error(proc, "non-finite scores")
+    assert not out.exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    proc = run("foresight-train", *grpo_args((model, golden, blown), tmp_path / "mine", 2, 2), check=False)
+    expect_error(proc, "non-finite scores")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
 
 
 def validation_problems(data, tmp_path, prompt_len=150, answer_len=1):
