@@ -60,12 +60,37 @@ def _weight_names(config: dict) -> list[str]:
     return names
 
 
+def _json_file(path: pathlib.Path, text: "bytes | None" = None):
+    """A JSON file's value; a file that is not JSON is an ExportError naming it (a bare
+    JSONDecodeError names no file)."""
+    try:
+        return json.loads(path.read_bytes() if text is None else text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ExportError(f"{path}: not valid JSON ({e}); is the file truncated or corrupt?") from None
+
+
 def _safetensors_index(path: pathlib.Path) -> dict[str, tuple[pathlib.Path, dict, int]]:
-    """name -> (file, header entry, start of the data section), read from the header alone."""
+    """name -> (file, header entry, start of the data section), read from the header alone. A header
+    whose length or entries do not fit the file is refused, naming it (a corrupt length once asked
+    for a read of exabytes: a bare MemoryError)."""
+    file_size = path.stat().st_size
     with open(path, "rb") as f:
         size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
+        if file_size < 8 or size > file_size - 8:
+            raise ExportError(f"{path}: the safetensors header says {size} bytes, but the file holds "
+                              f"{max(file_size - 8, 0)} after its length: truncated or corrupt")
+        header = _json_file(path, f.read(size))
+    if not isinstance(header, dict):
+        raise ExportError(f"{path}: the safetensors header is not a JSON object: corrupt")
     header.pop("__metadata__", None)
+    data = file_size - 8 - size
+    for name, entry in header.items():
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data and isinstance(entry.get("shape"), list)
+                and isinstance(entry.get("dtype"), str)):
+            raise ExportError(f"{path}: tensor {name}'s header entry {json.dumps(entry)} does not describe data "
+                              f"inside the file's {data} data bytes: truncated or corrupt")
     return {name: (path, entry, 8 + size) for name, entry in header.items()}
 
 
@@ -77,13 +102,24 @@ def model_fingerprint(model_dir: str | os.PathLike) -> dict:
     if not config_path.is_file():
         raise ExportError(f"model {model_dir}: config.json is missing")
     config_bytes = config_path.read_bytes()
-    config = json.loads(config_bytes)
+    config = _json_file(config_path, config_bytes)
+    if not isinstance(config, dict):
+        raise ExportError(f"{config_path}: expected a JSON object")
+    for key in ("num_attention_heads", "num_hidden_layers", "hidden_size"):
+        if not isinstance(config.get(key), int) or isinstance(config.get(key), bool) or config[key] <= 0:
+            raise ExportError(f'{config_path}: key "{key}" is {json.dumps(config.get(key))}, expected a positive integer')
     tensors: dict[str, tuple[pathlib.Path, dict, int]] = {}
     if (root / "model.safetensors").is_file():
         tensors = _safetensors_index(root / "model.safetensors")
     elif (root / "model.safetensors.index.json").is_file():
-        weight_map = json.loads((root / "model.safetensors.index.json").read_text())["weight_map"]
+        index_path = root / "model.safetensors.index.json"
+        index = _json_file(index_path)
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict):
+            raise ExportError(f'{index_path}: expected an object with a "weight_map" object')
         for shard in sorted(set(weight_map.values())):
+            if not (root / shard).is_file():
+                raise ExportError(f"{index_path}: names shard {shard}, which is not in {root}")
             tensors.update(_safetensors_index(root / shard))
     else:
         raise ExportError(f"model {model_dir}: no model.safetensors or model.safetensors.index.json")

@@ -97,3 +97,43 @@ def test_files_without_weights_sha256_are_accepted_with_a_warning(models, tmp_pa
     proc = run("foresight-export", "--checkpoint", old_scorer, "--out", tmp_path / "export", "--model", a)
     assert f"warning: {old_scorer / 'scorer.json'} records no weights_sha256" in proc.stderr
     assert "weights_sha256" not in json.loads((tmp_path / "export" / "manifest.json").read_text())["base_model"]
+
+
+def corrupt_header_length(model):
+    with open(model / "model.safetensors", "r+b") as f:
+        f.write(struct.pack("<Q", 1 << 60))  # a header of an exabyte
+
+
+def garbage_header(model):
+    data = (model / "model.safetensors").read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    (model / "model.safetensors").write_bytes(data[:8] + b"{" * size + data[8 + size:])
+
+
+def truncated_weights(model):
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("damage, text", [
+    (lambda m: (m / "config.json").write_text((m / "config.json").read_text()[:20]), "config.json: not valid JSON"),
+    (lambda m: (m / "config.json").write_text(json.dumps({"model_type": "qwen3"})),
+     'config.json: key "num_attention_heads" is null, expected a positive integer'),
+    (corrupt_header_length, "model.safetensors: the safetensors header says 1152921504606846976 bytes"),
+    (garbage_header, "model.safetensors: not valid JSON"),
+    (truncated_weights, "does not describe data inside the file's"),
+])
+def test_the_package_names_the_file_of_a_corrupt_model(models, tmp_path, damage, text):
+    """The Python package fingerprints the model a scorer is loaded for: a corrupt or truncated
+    config.json or safetensors header is an ExportError naming the file (before: a bare MemoryError,
+    a JSON error naming no file, or "trained for another model")."""
+    from foresightkv.export import ExportError, model_fingerprint
+    a = models[0]
+    model = tmp_path / "model"
+    model.mkdir()
+    for f in a.iterdir():
+        (model / f.name).write_bytes(f.read_bytes())
+    damage(model)
+    with pytest.raises(ExportError, match=str(model).replace(".", r"\.") + ".*") as e:
+        model_fingerprint(model)
+    assert text in str(e.value)
