@@ -13,6 +13,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/memory.h"
 #include "common/output_guard.h"
 #include "common/safetensors.h"
 #include "common/text_file.h"
@@ -183,6 +184,22 @@ nlohmann::ordered_json export_manifest(const ScorerSpec& spec, ExportFormat form
 
 // Per layer, seeded pseudo-random candidates and the scorer's scores of them: what an engine's
 // implementation of the MLP and of the feature layout can be checked against.
+// Refuses a test-vector count whose tensors cannot fit in the memory left, up front with the sizes
+// (a huge count was a raw allocator error after the checks): per layer, the random key/value
+// columns, the statistics, their concatenation, and the scorer's activations on it.
+void check_test_vector_memory(const ScorerSpec& spec, int64_t count) {
+  const auto available = available_memory_bytes();
+  if (count == 0 || !available) return;
+  const double width = 2.0 * static_cast<double>(spec.base_model.head_dim) + 8.0 * static_cast<double>(spec.group);
+  const double per_vector = 4.0 * (3 * width + 2 * (kReferenceHidden + 1));
+  const double needed = per_vector * static_cast<double>(spec.base_model.kv_heads) * static_cast<double>(count) *
+                        static_cast<double>(spec.base_model.layers);
+  if (needed <= static_cast<double>(*available)) return;
+  throw Error("--test-vectors " + std::to_string(count) + " needs about " + human_bytes(needed) + " of memory (" +
+              human_bytes(needed / static_cast<double>(count)) + " per vector over the layers and KV heads), more than the " +
+              human_bytes(static_cast<double>(*available)) + " available; a few thousand check an implementation");
+}
+
 std::vector<std::pair<std::string, at::Tensor>> test_vectors(LearnedScorer& scorer, int64_t count) {
   const ScorerSpec& spec = scorer.spec();
   const int64_t kv = spec.base_model.kv_heads, d = spec.base_model.head_dim;
@@ -224,6 +241,7 @@ void export_scorer(const ExportRequest& request) {
   // Everything that can refuse the export is checked before the output directory is started.
   check_out(request);
   const ScorerSpec spec = LearnedScorer::read_spec(request.checkpoint);
+  check_test_vector_memory(spec, request.test_vectors);
   if (request.format == ExportFormat::Reference) {
     if (spec.features != FeatureSet::Reference) {
       throw Error("--format reference needs a scorer trained with features: reference; " + request.checkpoint +

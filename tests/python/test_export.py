@@ -157,6 +157,15 @@ def test_an_existing_out_is_refused_and_force_replaces_only_an_earlier_export(da
     assert listing(tmp_path / "empty") == ["manifest.json", "scorer.safetensors"]
 
 
+def test_a_test_vector_count_beyond_memory_is_refused_with_its_size(data, tmp_path):
+    _, _, scorers = data
+    out = tmp_path / "out"
+    proc = export(scorers["recency"], out, "--test-vectors", 100_000_000_000, check=False)
+    expect_error(proc, "--test-vectors 100000000000 needs about")
+    assert "a few thousand check an implementation" in proc.stderr and not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
 def test_a_training_output_or_the_checkpoint_itself_is_never_replaced(data, tmp_path):
     _, _, scorers = data
     checkpoint = tmp_path / "run" / "final"
