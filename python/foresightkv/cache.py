@@ -123,8 +123,10 @@ def stream_seed(seed: int, prompt: int, sample: int, purpose: int) -> int:
 
 
 class ForesightLayer(CacheLayerMixin):
-    """One layer's budgeted cache. keys/values [1, kv, S, d] (what attention reads); cum, cum_decay
-    float32 [kv, S, G]; positions int64 [kv, S]."""
+    """One layer's budgeted cache. keys/values [batch, kv, S, d] (what attention reads); cum, cum_decay
+    float32 [batch * kv, S, G]; positions int64 [batch * kv, S]. A batch's rows have their own slots:
+    the statistics, decisions and compaction fold the batch into the KV-head axis (row r's head h is
+    row r * kv + h), every head of every row dropping W per step, so the shapes stay rectangular."""
 
     is_sliding = False
     is_compileable = False
@@ -169,12 +171,18 @@ class ForesightLayer(CacheLayerMixin):
             entries -= self.owner.interval
         return entries + queries, self.length - entries
 
+    # Beam search, contrastive search and assisted decoding reorder, repeat, select or crop a cache's
+    # rows and entries; the budgeted state (positions, statistics) would not follow.
+    def _unsupported(self, *args, **kwargs):
+        raise ValueError("foresightkv: the budgeted cache decodes each row on its own schedule; beam search, "
+                         "contrastive search and assisted decoding (which reorder, repeat or crop a cache) are not "
+                         "supported: use greedy or sampled decoding")
+
+    reorder_cache = batch_repeat_interleave = batch_select_indices = crop = _unsupported
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor,
                cache_kwargs: Optional[dict[str, Any]] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if key_states.shape[0] != 1:
-            raise ValueError(f"foresightkv: batch size {key_states.shape[0]} is not supported; the budgeted cache "
-                             "evicts per sequence and takes batch size 1 (one prompt, num_return_sequences=1, "
-                             "num_beams=1)")
+        self.owner._set_batch(key_states.shape[0])
         if not self.is_initialized:
             self.lazy_initialization(key_states)
         if self.length == 0 and self.index == 0:  # a plain model.generate: its first forward is the prompt
@@ -210,7 +218,8 @@ class ForesightLayer(CacheLayerMixin):
         self.rows, self.whole_chunk = None, None
 
     def _append(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        t, kv, old = k.shape[2], k.shape[1], self.size()
+        t, old = k.shape[2], self.size()
+        kv = k.shape[0] * k.shape[1]  # the batch's rows folded into the KV heads
         self.keys = k if old == 0 else torch.cat([self.keys, k], 2)
         self.values = v if old == 0 else torch.cat([self.values, v], 2)
         new_positions = torch.arange(self.length, self.length + t, device=k.device).expand(kv, t)
@@ -218,9 +227,9 @@ class ForesightLayer(CacheLayerMixin):
 
         # The chunk's attention probabilities, as kernels/chunk_attention_op.cpp's reference: float32,
         # query i of the piece sees every older entry and the piece's keys 0..i.
-        heads, d = q.shape[1], q.shape[3]
-        qg = q[0].float().reshape(kv, heads // kv, t, d)
-        keys = self.keys[0].float()
+        heads, d = q.shape[0] * q.shape[1], q.shape[3]
+        qg = q.float().reshape(kv, heads // kv, t, d)
+        keys = self.keys.float().reshape(kv, -1, d)
         scores = torch.matmul(qg, keys.unsqueeze(1).transpose(2, 3)) / math.sqrt(d)
         future = torch.arange(t, device=q.device).unsqueeze(0) > torch.arange(t, device=q.device).unsqueeze(1)
         scores[..., self.size() - t:].masked_fill_(future, float("-inf"))
@@ -244,22 +253,25 @@ class ForesightLayer(CacheLayerMixin):
         self.owner._saw(self.size())
 
     def _evict(self):
-        budget, w = self.owner.budget, self.owner.interval
+        budget = self.owner.budget
         if self.whole_chunk is not None:
             stats = [s[:, :budget] for s in self.whole_chunk]
         else:
             stats = _chunk_statistics(self.rows[..., :budget])
         cum, cum_decay, positions = self.cum[:, :budget], self.cum_decay[:, :budget], self.positions[:, :budget]
-        drops = self.owner._decide(self.index, self.keys[0, :, :budget], self.values[0, :, :budget], stats, cum,
-                                   cum_decay, positions)
+        batch, kv, size, d = self.keys.shape
+        keys = self.keys.reshape(batch * kv, size, d)
+        values = self.values.reshape(batch * kv, size, d)
+        drops = self.owner._decide(self.index, keys[:, :budget], values[:, :budget], stats, cum, cum_decay, positions)
         if self.owner.record_drops:
             self.owner._record(self.index, self.steps, positions.gather(1, drops))
         # Compaction: the survivors of the B older entries in their order, then the later entries.
         keep = torch.ones_like(self.positions, dtype=torch.bool)
         keep.scatter_(1, drops, False)
-        index = keep.nonzero()[:, 1].view(keep.shape[0], -1)  # [kv, S - W], ascending per head
-        self.keys = self.keys.gather(2, index[None, :, :, None].expand(1, -1, -1, self.keys.shape[3]))
-        self.values = self.values.gather(2, index[None, :, :, None].expand(1, -1, -1, self.values.shape[3]))
+        index = keep.nonzero()[:, 1].view(keep.shape[0], -1)  # [batch * kv, S - W], ascending per head
+        gather = index[:, :, None].expand(-1, -1, d)
+        self.keys = keys.gather(1, gather).view(batch, kv, -1, d)
+        self.values = values.gather(1, gather).view(batch, kv, -1, d)
         self.cum = self.cum.gather(1, index[:, :, None].expand(-1, -1, self.cum.shape[2]))
         self.cum_decay = self.cum_decay.gather(1, index[:, :, None].expand(-1, -1, self.cum_decay.shape[2]))
         self.positions = self.positions.gather(1, index)
@@ -267,7 +279,8 @@ class ForesightLayer(CacheLayerMixin):
 
 
 class ForesightCache(Cache):
-    """A budgeted KV cache for `model.generate(..., past_key_values=cache)`, batch size 1.
+    """A budgeted KV cache for `model.generate(..., past_key_values=cache)`: one prompt, or a batch of
+    prompts of equal length (no padding), each row with its own slots, as the C++ runtime's samples.
 
     policy: "foresight" (the exported scorer, greedy top-W: the inference rule), "foresight_sampled"
     (W drawn from the softmax over the top 2W scores, from a CPU generator seeded with `seed`),
@@ -316,8 +329,9 @@ class ForesightCache(Cache):
         self.prompt_len: Optional[int] = None
         self.budget, self.interval, self.record_drops = budget, interval, record_drops
         self.peak = 0
-        self.generator = torch.Generator().manual_seed(seed) if policy == "foresight_sampled" else None
-        self._drops: list[list[torch.Tensor]] = []  # per step, per layer: int64 [kv, W] positions
+        self.seed, self.batch = seed, None  # the batch is known at the first forward
+        self.generators: Optional[list[torch.Generator]] = None  # foresight_sampled: one per row, each from `seed`
+        self._drops: list[list[torch.Tensor]] = []  # per step, per layer: int64 [batch * kv, W] positions
         decoder = getattr(model, "model", model)  # a *ForCausalLM or its bare *Model
         attention = [layer.self_attn for layer in decoder.layers]
         super().__init__(layers=[ForesightLayer(self, i) for i in range(len(attention))])
@@ -364,12 +378,16 @@ class ForesightCache(Cache):
         """Entries each layer holds now."""
         return [layer.size() for layer in self.layers]
 
-    def drop_positions(self) -> list[list[list[list[int]]]]:
-        """[steps][layers][kv_heads][W] absolute positions dropped (record_drops=True)."""
+    def drop_positions(self, row: int = 0) -> list[list[list[list[int]]]]:
+        """[steps][layers][kv_heads][W] absolute positions that batch row `row` dropped (record_drops=True)."""
         if not self.record_drops:
             raise RuntimeError("foresightkv: drops were not recorded (record_drops=False)")
         steps = self.evictions
-        return [[self._drops[s][layer].tolist() for layer in range(len(self.layers))] for s in range(steps)]
+        if steps and not 0 <= row < self.batch:
+            raise IndexError(f"foresightkv: row {row} of a batch of {self.batch}")
+        kv = self._drops[0][0].shape[0] // self.batch if steps else 0
+        return [[self._drops[s][layer][row * kv:(row + 1) * kv].tolist() for layer in range(len(self.layers))]
+                for s in range(steps)]
 
     # -- feeding -------------------------------------------------------------------------------------------
 
@@ -393,12 +411,12 @@ class ForesightCache(Cache):
 
     @torch.no_grad()
     def prefill(self, model, input_ids: torch.Tensor, prompt_len: Optional[int] = None):
-        """Feeds input_ids [1, T] through the model in pieces that end at chunk ends (the schedule's
-        eviction points); returns the last logits [1, vocab]. The first call tells the cache the
+        """Feeds input_ids [batch, T] (rows of equal length, no padding) through the model in pieces that
+        end at chunk ends (the schedule's eviction points); returns the last logits [batch, vocab]. The first call tells the cache the
         prompt's length (protect "prompt"): T, or `prompt_len` when input_ids is only the prompt's
         start (as `generate` prefills all but the last token)."""
-        if input_ids.dim() != 2 or input_ids.shape[0] != 1:
-            raise ValueError(f"foresightkv: expected input_ids [1, T], got {list(input_ids.shape)} (batch size 1 only)")
+        if input_ids.dim() != 2:
+            raise ValueError(f"foresightkv: expected input_ids [batch, T], got {list(input_ids.shape)}")
         if prompt_len is not None and prompt_len < input_ids.shape[1]:
             raise ValueError(f"foresightkv: prompt_len {prompt_len} is shorter than the {input_ids.shape[1]} tokens fed")
         if self.layers[0].length == 0:
@@ -413,6 +431,18 @@ class ForesightCache(Cache):
         return logits
 
     # -- policies (policy/h2o.cpp, policy/streaming_llm.cpp, policy/scorer.cpp) ---------------------------
+
+    def _set_batch(self, batch: int):
+        """The batch's row count, fixed by the first forward: each row has its own slots and, for
+        foresight_sampled, its own generator seeded with `seed` (so each row draws what a batch of one
+        with that seed draws)."""
+        if self.batch is None:
+            self.batch = batch
+            if self.policy == "foresight_sampled":
+                self.generators = [torch.Generator().manual_seed(self.seed) for _ in range(batch)]
+        elif batch != self.batch:
+            raise ValueError(f"foresightkv: the cache holds a batch of {self.batch} rows and this forward has {batch}; "
+                             "build a new ForesightCache per batch")
 
     def _saw(self, size: int):
         self.peak = max(self.peak, size)
@@ -433,11 +463,29 @@ class ForesightCache(Cache):
             stacked = torch.stack([mx, mn, sm, s16 if recency else sm, s8 if recency else sm,
                                    s32 if recency else sm, cum, cum_decay], 2)  # [kv, B, 8, G]: statistic-major
             features = torch.cat([keys.float(), values.float(), stacked.flatten(2)], -1)
-            scores = self.scorer.score(layer, features)
+            # The scorer has weights per KV head: each row's heads are scored as a batch of one is.
+            scores = torch.cat([self.scorer.score(layer, f) for f in features.chunk(self.batch)])
         if self.protected is None:  # protect "prompt" with no prompt seen: nothing feeds the cache without one
             raise RuntimeError("foresightkv: protect \"prompt\" but the prompt's length is not known")
         scores = mask_protected(scores, self.protected)
-        return sample_w(scores, self.interval, self.generator) if self.generator else top_w(scores, self.interval)
+        if self.generators is None:
+            return top_w(scores, self.interval)
+        return torch.cat([sample_w(row, self.interval, g) for row, g in zip(scores.chunk(self.batch), self.generators)])
+
+
+_PADDING = ("foresightkv: a padded batch (an attention mask with zeros) is not supported: the schedule counts "
+            "every position of a row, padding included, so the rows' evictions would not be their own; batch "
+            "prompts of equal length, or decode them one at a time")
+
+
+def _padded(mask) -> bool:
+    """Whether the attention module's mask hides any of the cache's entries from the piece's last
+    query, which sees them all (older entries, the piece causally) unless a row is padded: bool masks
+    keep True, additive ones 0."""
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 4:
+        return False
+    last = mask[..., -1, :]
+    return bool((~last).any()) if last.dtype == torch.bool else bool((last != 0).any())
 
 
 def _query_hook(cache_ref, index: int):
@@ -448,6 +496,8 @@ def _query_hook(cache_ref, index: int):
         past = kwargs.get("past_key_values", kwargs.get("past_key_value"))
         if past is not cache:
             return None
+        if _padded(kwargs.get("attention_mask")):
+            raise ValueError(_PADDING)
         hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
         cos, sin = kwargs["position_embeddings"] if "position_embeddings" in kwargs else args[1]
         q = module.q_proj(hidden).view(*hidden.shape[:-1], -1, module.head_dim)
@@ -462,15 +512,18 @@ def _query_hook(cache_ref, index: int):
 
 
 def generate(model, input_ids, cache: ForesightCache, **kwargs):
-    """`model.generate(input_ids, past_key_values=cache, **kwargs)` for one prompt, after prefilling
-    all but its last token through the schedule (cache.prefill), as the C++ decoder feeds a prompt.
+    """`model.generate(input_ids, past_key_values=cache, **kwargs)` for one prompt or a batch of prompts
+    of equal length [batch, T] (no padding: refused), after prefilling all but their last token through
+    the schedule (cache.prefill), as the C++ decoder feeds a prompt. Each row has its own slots and
+    decodes as it would alone.
     The prompt is input_ids, whole: what the cache's protect "prompt" keeps (refused, before anything is
     fed, when longer than B - W)."""
     ids = torch.as_tensor(input_ids, device=model.device)
     if ids.dim() == 1:
         ids = ids.unsqueeze(0)
-    if ids.shape[0] != 1:
-        raise ValueError(f"foresightkv: batch size {ids.shape[0]} is not supported (one prompt at a time)")
+    mask = kwargs.get("attention_mask")
+    if mask is not None and not bool(torch.as_tensor(mask).bool().all()):
+        raise ValueError(_PADDING)
     if cache.layers[0].length != 0:
         raise ValueError("foresightkv: the cache has been used; build a new ForesightCache per prompt")
     cache._begin_prompt(ids.shape[1])  # protect "prompt": the whole prompt, checked before it is fed

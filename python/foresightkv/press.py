@@ -13,7 +13,7 @@ import torch
 from kvpress import PrefillDecodingPress
 from kvpress.presses.base_press import is_prefilling
 
-from .cache import ForesightCache
+from .cache import _PADDING, ForesightCache, _padded
 from .export import Scorer
 
 
@@ -57,7 +57,9 @@ class ForesightPress(PrefillDecodingPress):
       before its attention), so the next token attends to the same entries. A run that ends exactly
       at a chunk end has one eviction more here, which changes no token.
     - The pipeline is greedy only (`foresight_sampled` draws from the press's own generator, not the
-      C++ runtime's per-prompt streams), batch size 1 (one question per context).
+      C++ runtime's per-prompt streams), one question per context. Under `with press(model):
+      model.generate(batch)` a batch of prompts of equal length decodes each row on its own slots, as
+      ForesightCache does; a padded batch is refused.
 
     policy/budget/interval/protect/seed are ForesightCache's; with record_drops, `drop_positions()`
     gives every eviction step's dropped absolute positions [steps][layers][kv_heads][W].
@@ -109,12 +111,13 @@ class ForesightPress(PrefillDecodingPress):
         hidden = kwargs["hidden_states"]
         cache = kwargs["past_key_values"]
         index, t = module.layer_idx, hidden.shape[1]
-        if hidden.shape[0] != 1:
-            raise ValueError(f"foresightkv: batch size {hidden.shape[0]} is not supported by ForesightPress")
+        if _padded(kwargs.get("attention_mask")):
+            raise ValueError(_PADDING)
         if index == 0:
             self._follow_prompt(t and is_prefilling(kwargs["cache_position"], t), t)
         if t == 0:
             return output
+        self.state._set_batch(hidden.shape[0])
         layer = self.state.layers[index]
         cache_layer = cache.layers[index]
         if cache_layer.keys.shape[2] != layer.size() + t:
@@ -149,7 +152,7 @@ class ForesightPress(PrefillDecodingPress):
             # The piece crossed an eviction: its later tokens must not have seen the dropped entries.
             # Their attention output is recomputed over what the schedule left them (float32, then
             # the model's dtype), so the next layers get what ForesightCache's piecewise feed gives.
-            attn = torch.cat(pieces, 2).transpose(1, 2).reshape(1, t, -1).to(output[0].dtype)
+            attn = torch.cat(pieces, 2).transpose(1, 2).reshape(hidden.shape[0], t, -1).to(output[0].dtype)
             output = (module.o_proj(attn), *output[1:])
         return output
 
@@ -235,13 +238,14 @@ class ForesightPress(PrefillDecodingPress):
 
 
 def _attend(module, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Attention output [1, heads, t, d] of the piece's queries q [1, heads, t, d] over the layer's
-    entries keys/values [1, kv, S, d], whose last t are the piece's own (causal among themselves)."""
+    """Attention output [batch, heads, t, d] of the piece's queries q [batch, heads, t, d] over the
+    layer's entries keys/values [batch, kv, S, d], whose last t are the piece's own (causal among
+    themselves)."""
     t, s, kv = q.shape[2], keys.shape[2], keys.shape[1]
     group = q.shape[1] // kv
-    k = keys[0].float().repeat_interleave(group, 0)
-    v = values[0].float().repeat_interleave(group, 0)
-    scores = torch.matmul(q[0].float(), k.transpose(1, 2)) * module.scaling
+    k = keys.float().repeat_interleave(group, 1)
+    v = values.float().repeat_interleave(group, 1)
+    scores = torch.matmul(q.float(), k.transpose(2, 3)) * module.scaling
     future = torch.arange(t, device=q.device).unsqueeze(0) > torch.arange(t, device=q.device).unsqueeze(1)
     scores[..., s - t:].masked_fill_(future, float("-inf"))
-    return torch.matmul(torch.softmax(scores, -1), v).unsqueeze(0)
+    return torch.matmul(torch.softmax(scores, -1), v)

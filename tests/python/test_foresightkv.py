@@ -19,6 +19,11 @@ import foresightkv
 from foresightkv import ExportError, ForesightCache, load_scorer
 from foresightkv import cli as fk_cli
 
+try:
+    from foresightkv.press import ForesightPress
+except ImportError:  # kvpress is optional to the package (requirements.txt pins it)
+    ForesightPress = None
+
 from conftest import GOLDEN, ROOT, blown_up_scorer, expect_error, init_model, read_jsonl, run, write_traces
 
 B, W = 16, 4  # the golden files' schedule, so the scorers are trained for it
@@ -454,15 +459,66 @@ def test_schedules_that_break_b_mod_w_are_refused(trained, prompts, tmp_path, ca
         assert "error: --budget/--interval: " in capsys.readouterr().err
 
 
-def test_batches_and_unprefilled_long_prompts_are_refused_with_a_clear_message(trained):
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_a_batch_decodes_each_row_as_it_decodes_alone(trained, arch):
+    """A batch of prompts of equal length: each row has its own slots, scores and (foresight_sampled)
+    generator, so each row's tokens and drops equal its batch-of-one generation, which
+    test_generate_matches_the_cpp_runtime checks against the C++ decoder. Rows differ, so their drops
+    differ: a row-mixing bug would show."""
+    t = trained[arch]
+    model = hf_model(arch, t["model"])
+    scorer = load_scorer(t["export"], t["model"])
+    rng = np.random.default_rng(11)
+    rows = torch.tensor(rng.integers(0, VOCAB, (3, 23)))  # crosses the chunk end at B: prefilled in pieces
+    for policy in ("foresight", "foresight_sampled", "h2o"):
+        s = scorer if policy.startswith("foresight") else None
+        with ForesightCache(model, policy, s, B, W, record_drops=True, seed=5) as cache, torch.inference_mode():
+            batch = foresightkv.generate(model, rows, cache, generation_config=greedy(NEW))
+        assert cache.evictions >= 10
+        drops = [cache.drop_positions(r) for r in range(len(rows))]
+        for r in range(len(rows)):
+            with ForesightCache(model, policy, s, B, W, record_drops=True, seed=5) as alone, torch.inference_mode():
+                want = foresightkv.generate(model, rows[r], alone, generation_config=greedy(NEW))[0]
+            assert batch[r].tolist() == want.tolist(), f"{policy} row {r}: first difference at {first_difference(batch[r].tolist(), want.tolist())}"
+            assert drops[r] == alone.drop_positions(), f"{policy} row {r}"
+        assert drops[0] != drops[1]
+        # The press under one `with press(model): model.generate(batch)` entry: the same rows.
+        if ForesightPress is not None:
+            press = ForesightPress(scorer=s, policy=policy, budget=B, interval=W, seed=5)
+            with press(model), torch.inference_mode():
+                pressed = model.generate(rows, attention_mask=torch.ones_like(rows), generation_config=greedy(NEW))
+            for r in range(len(rows)):
+                with press(model), torch.inference_mode():
+                    alone = model.generate(rows[r:r + 1], generation_config=greedy(NEW))[0]
+                assert pressed[r].tolist() == alone.tolist(), f"press {policy} row {r}"
+
+
+def test_padded_batches_beams_and_unprefilled_long_prompts_are_refused_with_a_clear_message(trained):
     t = trained["qwen2"]
     model = hf_model("qwen2", t["model"])
+    ids = torch.ones(2, 6, dtype=torch.long)
+    padded = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
     with ForesightCache(model, "streaming_llm", budget=B, interval=W) as cache, torch.inference_mode():
-        with pytest.raises(ValueError, match="batch size 2 is not supported"):
-            model(torch.zeros(2, 3, dtype=torch.long), past_key_values=cache)
+        with pytest.raises(ValueError, match="a padded batch .* is not supported"):
+            foresightkv.generate(model, ids, cache, attention_mask=padded, generation_config=greedy(2))
+    with ForesightCache(model, "streaming_llm", budget=B, interval=W) as cache, torch.inference_mode():
+        with pytest.raises(ValueError, match="a padded batch .* is not supported"):
+            model.generate(ids, attention_mask=padded, past_key_values=cache, generation_config=greedy(2))
+    with ForesightCache(model, "streaming_llm", budget=B, interval=W) as cache, torch.inference_mode():
+        model(ids, past_key_values=cache)
+        with pytest.raises(ValueError, match="holds a batch of 2 rows and this forward has 3"):
+            model(torch.ones(3, 1, dtype=torch.long), past_key_values=cache)
+    with ForesightCache(model, "streaming_llm", budget=B, interval=W) as cache, torch.inference_mode():
+        beams = GenerationConfig(max_new_tokens=3, num_beams=2, do_sample=False, eos_token_id=None, pad_token_id=0)
+        with pytest.raises(ValueError, match="beam search, contrastive search and assisted decoding"):
+            model.generate(ids[:1], past_key_values=cache, generation_config=beams)
     with ForesightCache(model, "streaming_llm", budget=B, interval=W) as cache, torch.inference_mode():
         with pytest.raises(ValueError, match="cross the chunk end at 16 .* use foresightkv.generate"):
-            model.generate(torch.zeros(1, 20, dtype=torch.long), past_key_values=cache, generation_config=greedy(2))
+            model.generate(torch.ones(1, 20, dtype=torch.long), past_key_values=cache, generation_config=greedy(2))
+    if ForesightPress is not None:
+        press = ForesightPress(policy="streaming_llm", budget=B, interval=W)
+        with press(model), torch.inference_mode(), pytest.raises(ValueError, match="a padded batch .* is not supported"):
+            model.generate(ids, attention_mask=padded, generation_config=greedy(2))
 
 
 def test_the_installed_package_is_this_checkout(trained):
