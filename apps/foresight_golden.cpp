@@ -42,8 +42,9 @@ commands:
   bench     --length L --variant tiled|reference   time the recording of one layer, min and median (JSON line)
 
 Config keys (configs/golden/tiny.yaml documents each): model, traces, output, budget, interval,
-device, dtype, query_tile, key_tile, keep_attention, dist_timeout_s, expect_model.{architecture,layers,heads,
-kv_heads,head_dim}. Dotted keys override nested ones: expect_model.layers=28.
+device, dtype, query_tile, key_tile, keep_attention, protect, dist_timeout_s, progress_every_s,
+expect_model.{architecture,layers,heads,kv_heads,head_dim}. Dotted keys override nested ones:
+expect_model.layers=28.
 )";
 
 Config load_config(int argc, char** argv, const std::string& name) {
