@@ -21,9 +21,9 @@
 #include "eval/sweep_files.h"
 #include "generate/generation.h"
 #include "model/checkpoint.h"
+#include "model/runtime_config.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
-#include "model/runtime_config.h"
 
 namespace foresight {
 
@@ -243,7 +243,7 @@ void run_generation_sweep(const GenerationEvalConfig& cfg) {
     check_answer_ids(mc, cfg.problems, p);
   }
   const ModelFingerprint model_fingerprint = fingerprint(checkpoint);
-  task.model_content = "model_sha256: " + model_fingerprint.config_sha256 + " " + model_fingerprint.weights_sha256 + "\n";
+  task.model_content = model_content_line(model_fingerprint);
   std::optional<LearnedScorer> scorer;
   FeatureSet features = FeatureSet::Recency;
   if (!cfg.scorer.empty()) {

@@ -17,10 +17,10 @@
 #include "eval/sweep_files.h"
 #include "golden/golden_file.h"
 #include "golden/reevict.h"
+#include "model/runtime_config.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
 #include "train/run_state.h"
-#include "model/runtime_config.h"
 
 namespace foresight {
 
@@ -187,8 +187,7 @@ void run_sweep(const EvalConfig& cfg) {
     }
   }
 
-  const std::string inputs = "model_sha256: " + base.fingerprint.config_sha256 + " " + base.fingerprint.weights_sha256 +
-                             "\n" + content_line("golden_sha256", {cfg.golden});
+  const std::string inputs = model_content_line(base.fingerprint) + content_line("golden_sha256", {cfg.golden});
   const std::string scorer_content = scorer ? scorer_content_line(cfg.scorer) : "";
   const Transformer model(base.checkpoint, cfg.runtime);
   if (scorer) scorer->to(model.options().device());

@@ -42,6 +42,10 @@ std::string scorer_content_line(const std::string& scorer_dir) {
   return content_line("scorer_sha256", {(dir / "scorer.safetensors").string(), (dir / "scorer.json").string()});
 }
 
+std::string model_content_line(const ModelFingerprint& model) {
+  return "model_sha256: " + model.config_sha256 + " " + model.weights_sha256 + "\n";
+}
+
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream s;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cache/schedule.h"
+#include "model/fingerprint.h"
 
 namespace foresight {
 
@@ -36,6 +37,9 @@ std::string content_line(const std::string& key, const std::vector<std::string>&
 
 // content_line("scorer_sha256", ...) of a scorer checkpoint: its weights and its spec.
 std::string scorer_content_line(const std::string& scorer_dir);
+
+// The model's line of the same kind, from its fingerprint: config.json's hash and the weights' digest.
+std::string model_content_line(const ModelFingerprint& model);
 
 // A whole file's text.
 std::string read_text(const std::filesystem::path& path);

@@ -23,9 +23,9 @@
 #include "golden/golden_file.h"
 #include "golden/golden_shards.h"
 #include "model/checkpoint.h"
+#include "model/runtime_config.h"
 #include "model/trace_checks.h"
 #include "model/transformer.h"
-#include "model/runtime_config.h"
 
 namespace foresight {
 

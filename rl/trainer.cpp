@@ -21,6 +21,7 @@
 #include "generate/generation.h"
 #include "generate/problems.h"
 #include "golden/golden_file.h"
+#include "model/runtime_config.h"
 #include "model/transformer.h"
 #include "policy/scorer.h"
 #include "common/collective.h"
@@ -34,7 +35,6 @@
 #include "train/optimizer.h"
 #include "train/run_identity.h"
 #include "train/run_state.h"
-#include "model/runtime_config.h"
 
 namespace foresight {
 

@@ -14,6 +14,7 @@
 #include "common/sha256.h"
 #include "common/text_file.h"
 #include "golden/golden_file.h"
+#include "model/runtime_config.h"
 #include "model/transformer.h"
 #include "policy/policy_drops.h"
 #include "policy/scorer.h"
@@ -22,7 +23,6 @@
 #include "train/optimizer.h"
 #include "train/run_identity.h"
 #include "train/run_state.h"
-#include "model/runtime_config.h"
 
 namespace foresight {
 

@@ -330,6 +330,7 @@ class ForesightCache(Cache):
         self.budget, self.interval, self.record_drops = budget, interval, record_drops
         self.peak = 0
         self.seed, self.batch = seed, None  # the batch is known at the first forward
+        self._padding_checked = False  # by the first forward with a 4D attention mask (_check_padding)
         self.generators: Optional[list[torch.Generator]] = None  # foresight_sampled: one per row, each from `seed`
         self._drops: list[list[torch.Tensor]] = []  # per step, per layer: int64 [batch * kv, W] positions
         decoder = getattr(model, "model", model)  # a *ForCausalLM or its bare *Model
@@ -444,6 +445,15 @@ class ForesightCache(Cache):
             raise ValueError(f"foresightkv: the cache holds a batch of {self.batch} rows and this forward has {batch}; "
                              "build a new ForesightCache per batch")
 
+    def _check_padding(self, mask):
+        """Refuses a padded batch, once: the first 4D attention mask shows the prompt's padding, and
+        checking every layer of every token would read the mask back from the device each time."""
+        if self._padding_checked or not isinstance(mask, torch.Tensor) or mask.dim() != 4:
+            return
+        self._padding_checked = True
+        if _padded(mask):
+            raise ValueError(_PADDING)
+
     def _saw(self, size: int):
         self.peak = max(self.peak, size)
 
@@ -479,11 +489,9 @@ _PADDING = ("foresightkv: a padded batch (an attention mask with zeros) is not s
 
 
 def _padded(mask) -> bool:
-    """Whether the attention module's mask hides any of the cache's entries from the piece's last
-    query, which sees them all (older entries, the piece causally) unless a row is padded: bool masks
-    keep True, additive ones 0."""
-    if not isinstance(mask, torch.Tensor) or mask.dim() != 4:
-        return False
+    """Whether a 4D attention mask hides any of the cache's entries from the piece's last query,
+    which sees them all (older entries, the piece causally) unless a row is padded: bool masks keep
+    True, additive ones 0."""
     last = mask[..., -1, :]
     return bool((~last).any()) if last.dtype == torch.bool else bool((last != 0).any())
 
@@ -496,8 +504,7 @@ def _query_hook(cache_ref, index: int):
         past = kwargs.get("past_key_values", kwargs.get("past_key_value"))
         if past is not cache:
             return None
-        if _padded(kwargs.get("attention_mask")):
-            raise ValueError(_PADDING)
+        cache._check_padding(kwargs.get("attention_mask"))
         hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
         cos, sin = kwargs["position_embeddings"] if "position_embeddings" in kwargs else args[1]
         q = module.q_proj(hidden).view(*hidden.shape[:-1], -1, module.head_dim)

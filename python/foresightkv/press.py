@@ -13,7 +13,7 @@ import torch
 from kvpress import PrefillDecodingPress
 from kvpress.presses.base_press import is_prefilling
 
-from .cache import _PADDING, ForesightCache, _padded
+from .cache import ForesightCache
 from .export import Scorer
 
 
@@ -111,10 +111,9 @@ class ForesightPress(PrefillDecodingPress):
         hidden = kwargs["hidden_states"]
         cache = kwargs["past_key_values"]
         index, t = module.layer_idx, hidden.shape[1]
-        if _padded(kwargs.get("attention_mask")):
-            raise ValueError(_PADDING)
         if index == 0:
             self._follow_prompt(t and is_prefilling(kwargs["cache_position"], t), t)
+        self.state._check_padding(kwargs.get("attention_mask"))
         if t == 0:
             return output
         self.state._set_batch(hidden.shape[0])
