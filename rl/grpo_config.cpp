@@ -12,7 +12,7 @@ GrpoConfig parse_grpo_config(const Config& c) {
                       "per_step_traces", "num_generations", "rollout_batch", "rollout_budgets", "num_iterations", "learning_rate", "lr_schedule",
                       "warmup_steps", "max_grad_norm", "epsilon", "beta", "beta_steps", "reward.*", "logprob",
                       "exact_update", "keep_features", "max_abs_score", "validation.problems",
-                      "validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
+                      "validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "validation.margin", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
   GrpoConfig r;
   r.model = c.string("model");
   r.golden = c.string("golden");
@@ -80,8 +80,9 @@ GrpoConfig parse_grpo_config(const Config& c) {
     r.validation.max_new_tokens = c.positive_int("validation.max_new_tokens");
     if (c.has("validation.budgets")) r.validation.budgets = c.non_negative_int_list("validation.budgets", "budgets");
     if (c.has("validation.stop_ids")) r.validation.stop_ids = c.non_negative_int_list("validation.stop_ids", "token ids");
+    r.validation.margin = c.non_negative_number("validation.margin", r.validation.margin);
   } else {
-    for (const char* key : {"validation.budgets", "validation.max_new_tokens", "validation.stop_ids"}) {
+    for (const char* key : {"validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "validation.margin"}) {
       if (c.has(key)) c.fail(key, "is set without validation.problems, the problems it would decode");
     }
   }

@@ -132,16 +132,24 @@ nlohmann::json validation_json(const Validator& validator, const ValidationResul
   return {{"accuracy", r.accuracy}, {"by_budget", by_budget}};
 }
 
-// The accuracies at `budgets` of the first validation a metrics file records (the floor); empty
-// when it records none.
-std::vector<double> first_validation(const fs::path& metrics, const std::vector<int64_t>& budgets) {
+// The first validation a metrics file records (the init scorer's: the floor), as the trainer
+// compares later ones with it; by_budget is empty when the file records none. A file written before
+// the margin rule has no per-problem accuracies: such a run resumes only with validation.margin 0.
+ValidationResult first_validation(const fs::path& metrics, const std::vector<int64_t>& budgets, double margin) {
   std::ifstream in(metrics);
   for (std::string line; std::getline(in, line);) {
     const auto row = nlohmann::json::parse(line, nullptr, false);
     if (row.is_discarded() || !row.contains("val_accuracy_by_budget")) continue;
-    std::vector<double> out;
-    for (const int64_t b : budgets) out.push_back(row.at("val_accuracy_by_budget").at(std::to_string(b)).get<double>());
-    return out;
+    ValidationResult r;
+    for (const int64_t b : budgets) r.by_budget.push_back(row.at("val_accuracy_by_budget").at(std::to_string(b)).get<double>());
+    if (row.contains("val_accuracy_by_problem")) {
+      r.by_problem = row.at("val_accuracy_by_problem").get<std::vector<double>>();
+    } else if (margin > 0) {
+      throw Error(metrics.string() + ": its first validation row (step " + std::to_string(row.value("step", -1)) +
+                  ") has no val_accuracy_by_problem, which validation.margin compares with; resume it with "
+                  "validation.margin=0, or start a new output_dir");
+    }
+    return r;
   }
   return {};
 }
@@ -255,26 +263,34 @@ void run_grpo(const GrpoConfig& cfg) {
   const double weight = 1.0 / static_cast<double>(traces * groups);
   int64_t last_good = saved.empty() ? -1 : start;
 
-  // Validation: every rank decodes its share of the problems; the counts are summed. Measured for
-  // the init scorer first (step 0), then at every save. A later scorer is kept in OUT/best only if
-  // it is at least the init scorer at every budget (its floor) and better than the best on the
-  // mean: SFT+GRPO must not trade one budget for another.
+  // Validation: every rank decodes its share of the problems; the outcomes are summed. Measured for
+  // the init scorer first (step 0: the floor), then at every save. A later scorer is kept in
+  // OUT/best only if it is at least the init scorer at every budget (SFT+GRPO must not trade one
+  // budget for another), beats it by more than validation.margin paired standard errors (the best
+  // of many noisy checkpoints otherwise wins by luck), and is better than the best on the mean.
   BestCheckpoint best(out_dir, writer);
-  std::vector<double> floor;
+  ValidationResult floor;
   auto validate = [&](int64_t at_step, nlohmann::json& row) {
     std::vector<at::Tensor> correct{validator->correct(model, policy, ranks->rank(), ranks->world_size())};
     ranks->all_reduce_sum(correct);
     const ValidationResult r = validator->result(correct[0]);
     const nlohmann::json v = validation_json(*validator, r);
-    if (floor.empty()) floor = r.by_budget;
+    const bool is_floor = floor.by_budget.empty();
+    if (is_floor) floor = r;
     bool above_floor = true;
-    for (std::size_t b = 0; b < floor.size(); ++b) above_floor = above_floor && r.by_budget[b] >= floor[b];
-    if (above_floor) {
+    for (std::size_t b = 0; b < floor.by_budget.size(); ++b) above_floor = above_floor && r.by_budget[b] >= floor.by_budget[b];
+    const PairedGain gain = floor.by_problem.empty() ? PairedGain{} : paired_gain(r.by_problem, floor.by_problem);
+    const bool beats_floor = is_floor || floor.by_problem.empty() || gain.mean > cfg.validation.margin * gain.stderr_;
+    if (above_floor && beats_floor) {
       best.offer(at_step, r.accuracy, policy, provenance(cfg, golden_sha256, init_provenance, at_step, v));
     }
     row["val_accuracy"] = r.accuracy;
     row["val_accuracy_by_budget"] = v.at("by_budget");
+    row["val_accuracy_by_problem"] = r.by_problem;
     row["val_above_floor"] = above_floor;
+    row["val_gain"] = gain.mean;
+    row["val_gain_stderr"] = gain.stderr_;
+    row["val_beats_floor"] = beats_floor;
     row["best_step"] = best.step();
     row["best_val_accuracy"] = best.accuracy();
   };
@@ -282,9 +298,9 @@ void run_grpo(const GrpoConfig& cfg) {
   // floor is the first validation row of metrics.jsonl. A run without them (resumed from a run that
   // did not validate) starts from the scorer it resumes.
   if (validator && !saved.empty() && best.restore()) {
-    floor = first_validation(out_dir / "metrics.jsonl", validator->budgets());
+    floor = first_validation(out_dir / "metrics.jsonl", validator->budgets(), cfg.validation.margin);
   }
-  if (validator && floor.empty()) {
+  if (validator && floor.by_budget.empty()) {
     nlohmann::json row{{"step", start}};
     validate(start, row);
     if (writer) metrics->write(row.dump());

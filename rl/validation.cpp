@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "common/error.h"
 #include "generate/answer.h"
 #include "model/transformer.h"
@@ -36,27 +38,51 @@ Validator::Validator(const ValidationOptions& options, const std::string& model_
 }
 
 at::Tensor Validator::correct(const Transformer& model, LearnedScorer& scorer, int64_t rank, int64_t world) const {
-  at::Tensor counts = at::zeros({static_cast<int64_t>(budgets_.size())}, at::kDouble);
+  at::Tensor right = at::zeros({static_cast<int64_t>(budgets_.size()), static_cast<int64_t>(problems_.size())}, at::kDouble);
+  auto cells = right.accessor<double, 2>();
   for (std::size_t b = 0; b < budgets_.size(); ++b) {
     const EvictionOptions eviction{{budgets_[b], interval_, 0}, "foresight", &scorer, features_, protect_};
-    int64_t right = 0;
     for (std::size_t i = static_cast<std::size_t>(rank); i < problems_.size(); i += static_cast<std::size_t>(world)) {
       const Problem& p = problems_[i];
       const Generation g = generate(model, p.input_ids, static_cast<int64_t>(i), generation_, eviction).front();
-      right += answer_is_correct(g.new_ids, p.answer_prefix_ids, generation_.stop_ids, p.answer_ids);
+      cells[static_cast<int64_t>(b)][static_cast<int64_t>(i)] =
+          answer_is_correct(g.new_ids, p.answer_prefix_ids, generation_.stop_ids, p.answer_ids) ? 1.0 : 0.0;
     }
-    counts[static_cast<int64_t>(b)] = static_cast<double>(right);
   }
-  return counts;
+  return right;
 }
 
 ValidationResult Validator::result(const at::Tensor& correct) const {
   ValidationResult r;
+  const auto cells = correct.accessor<double, 2>();
+  const auto budgets = static_cast<double>(budgets_.size());
+  const auto problems = static_cast<double>(problems_.size());
+  r.by_problem.assign(problems_.size(), 0.0);
   for (std::size_t b = 0; b < budgets_.size(); ++b) {
-    r.by_budget.push_back(correct[static_cast<int64_t>(b)].item<double>() / static_cast<double>(problems_.size()));
-    r.accuracy += r.by_budget.back() / static_cast<double>(budgets_.size());
+    double right = 0;
+    for (std::size_t i = 0; i < problems_.size(); ++i) {
+      const double cell = cells[static_cast<int64_t>(b)][static_cast<int64_t>(i)];
+      right += cell;
+      r.by_problem[i] += cell / budgets;
+    }
+    r.by_budget.push_back(right / problems);
+    r.accuracy += r.by_budget.back() / budgets;
   }
   return r;
+}
+
+PairedGain paired_gain(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) {
+    throw Error("validation: " + std::to_string(a.size()) + " problems now, " + std::to_string(b.size()) +
+                " at the first validation (metrics.jsonl): validation.problems changed since the run started");
+  }
+  const auto n = static_cast<double>(a.size());
+  PairedGain g;
+  for (std::size_t i = 0; i < a.size(); ++i) g.mean += (a[i] - b[i]) / n;
+  double squares = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) squares += (a[i] - b[i] - g.mean) * (a[i] - b[i] - g.mean);
+  g.stderr_ = a.size() > 1 ? std::sqrt(squares / (n - 1) / n) : 0.0;  // one problem: no spread to measure
+  return g;
 }
 
 }  // namespace foresight

@@ -24,14 +24,27 @@ struct ValidationOptions {
   std::vector<int64_t> budgets;   // empty: the training budget
   int64_t max_new_tokens = 0;
   std::vector<int64_t> stop_ids;  // empty: the model's eos ids
+  // A step replaces the init scorer only when it beats it, on the mean over problems of each
+  // problem's accuracy over budgets, by more than `margin` paired standard errors. Against the
+  // winner's curse: the best of many noisy checkpoints looks better than it is (0: any gain).
+  double margin = 1.0;
 
   bool enabled() const { return !problems.empty(); }
 };
 
 struct ValidationResult {
-  double accuracy = 0;            // the mean over budgets of each budget's accuracy
-  std::vector<double> by_budget;  // in the order of Validator::budgets()
+  double accuracy = 0;             // the mean over budgets of each budget's accuracy
+  std::vector<double> by_budget;   // in the order of Validator::budgets()
+  std::vector<double> by_problem;  // each problem's accuracy over the budgets, in file order
 };
+
+// The paired comparison of two validations of the same problems (a.size() == b.size()): the mean
+// of the per-problem differences (a - b) and its standard error (their sample s.d. over sqrt(n)).
+struct PairedGain {
+  double mean = 0;
+  double stderr_ = 0;
+};
+PairedGain paired_gain(const std::vector<double>& a, const std::vector<double>& b);
 
 // Greedy decoding of every problem under the learned scorer (policy foresight, top-W drops) at each
 // budget, with the training interval and protect; accuracy is the share of problems whose final
@@ -44,8 +57,9 @@ class Validator {
   Validator(const ValidationOptions& options, const std::string& model_dir, const Transformer& model,
             const EvictionSchedule& training, const Protect& protect, LearnedScorer& scorer);
 
-  // Correct answers per budget among the problems this rank decodes (those with index % world ==
-  // rank), float64 [budgets]: summed over ranks, then passed to result().
+  // Right (1) or wrong (0) per budget and problem, float64 [budgets, problems], for the problems
+  // this rank decodes (those with index % world == rank; the rest 0): summed over ranks, then
+  // passed to result().
   at::Tensor correct(const Transformer& model, LearnedScorer& scorer, int64_t rank, int64_t world) const;
   ValidationResult result(const at::Tensor& correct) const;
   const std::vector<int64_t>& budgets() const { return budgets_; }

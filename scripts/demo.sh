@@ -80,8 +80,8 @@ print("validation accuracy by step (B: accuracy):")
 for r in rows:
     if "val_accuracy" in r:
         cells = ", ".join(f"{b} {a:.3f}" for b, a in r["val_accuracy_by_budget"].items())
-        print(f"  step {r['step']:4d}: mean {r['val_accuracy']:.3f} ({cells})"
-              f"{'' if r['val_above_floor'] else ', below SFT at a budget'}")
+        print(f"  step {r['step']:4d}: mean {r['val_accuracy']:.3f} ({cells}), {r['val_gain']:+.3f} ± "
+              f"{r['val_gain_stderr']:.3f} over SFT{'' if r['val_above_floor'] else ', below SFT at a budget'}")
 print(f"final/ is step {rows[-1]['best_step']} (0: the SFT scorer)")
 PY
 

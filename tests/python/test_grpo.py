@@ -292,26 +292,34 @@ def validation_problems(data, tmp_path, prompt_len=150, answer_len=1):
                                                       for r in read_jsonl(tmp_path / "full.jsonl")])
 
 
-def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path):
+@pytest.mark.parametrize("margin", [0.0, 0.5])
+def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path, margin):
     """Validated at step 0 (the SFT scorer) and at every save: each row's accuracy is the mean of its
-    budgets', best_step is the running best among the scorers at least the SFT scorer's accuracy at
-    every budget (ties keep the earlier), and final/ is that scorer, whose accuracy foresight-eval's
-    generation mode measures again."""
+    budgets' and of its problems', best_step is the running best among the scorers at least the SFT
+    scorer's accuracy at every budget that beat it by more than `margin` paired standard errors
+    (worked out here from the per-problem accuracies; ties keep the earlier), and final/ is that
+    scorer, whose accuracy foresight-eval's generation mode measures again."""
     problems = validation_problems(data, tmp_path)
     out = tmp_path / "out"
     grpo(data, out, 6, 2, "per_step_traces=2", "save_every=2", "keep_last_n=10", "learning_rate=1e-2",
          "warmup_steps=0", f"validation.problems={problems}", "validation.max_new_tokens=1",
-         "validation.budgets=[64,128]", "validation.stop_ids=[0]")
+         "validation.budgets=[64,128]", "validation.stop_ids=[0]", f"validation.margin={margin}")
     validated = {r["step"]: r for r in read_jsonl(out / "metrics.jsonl") if "val_accuracy" in r}
     assert sorted(validated) == [0, 2, 4, 6]
-    best, floor = None, validated[0]["val_accuracy_by_budget"]
+    best, floor = None, validated[0]
     for step in sorted(validated):
         row = validated[step]
         assert set(row["val_accuracy_by_budget"]) == {"64", "128"}
         assert row["val_accuracy"] == pytest.approx(np.mean(list(row["val_accuracy_by_budget"].values())))
-        above = all(row["val_accuracy_by_budget"][b] >= floor[b] for b in floor)
+        assert row["val_accuracy"] == pytest.approx(np.mean(row["val_accuracy_by_problem"]))
+        above = all(row["val_accuracy_by_budget"][b] >= floor["val_accuracy_by_budget"][b] for b in ("64", "128"))
         assert row["val_above_floor"] == above
-        if best is None or (above and row["val_accuracy"] > validated[best]["val_accuracy"]):
+        gain = np.array(row["val_accuracy_by_problem"]) - np.array(floor["val_accuracy_by_problem"])
+        assert row["val_gain"] == pytest.approx(gain.mean(), abs=1e-12)
+        assert row["val_gain_stderr"] == pytest.approx(gain.std(ddof=1) / np.sqrt(len(gain)), abs=1e-12)
+        beats = step == 0 or gain.mean() > margin * gain.std(ddof=1) / np.sqrt(len(gain))
+        assert row["val_beats_floor"] == beats
+        if best is None or (above and beats and row["val_accuracy"] > validated[best]["val_accuracy"]):
             best = step
         assert (row["best_step"], row["best_val_accuracy"]) == (best, validated[best]["val_accuracy"])
     print({s: r["val_accuracy_by_budget"] for s, r in validated.items()})
@@ -430,6 +438,9 @@ def test_traces_shorter_than_b_plus_2w_are_refused(data, tmp_path):
     ("reward.problems=p.jsonl", 'key "reward.problems" is set, but reward.kind is spike'),
     ("validation.budgets=[64]", 'key "validation.budgets" is set without validation.problems'),
     ("validation.problems=nowhere.jsonl", 'key "validation.max_new_tokens"'),
+    ("validation.margin=1", 'key "validation.margin" is set without validation.problems'),
+    ("validation.problems=p.jsonl validation.max_new_tokens=1 validation.margin=-1",
+     'key "validation.margin" is -1, expected a non-negative number'),
     ("rollout_budgets=[60]", "rollout_budgets: 60 with the golden file's W 8"),
 ])
 def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
