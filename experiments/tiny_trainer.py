@@ -71,6 +71,16 @@ def batch_tensors(rows, pad, thinking_weight):
     return ids, weight, answer
 
 
+def attention_mask(visible, length):
+    """The additive 4D mask [batch, 1, L, L] transformers takes: per row a visibility matrix [n, n]
+    (True: query sees key, causal) for its first n positions, or None for the plain causal mask."""
+    allowed = torch.ones(length, length, dtype=torch.bool).tril().repeat(len(visible), 1, 1)
+    for b, v in enumerate(visible):
+        if v is not None:
+            allowed[b, :v.shape[0], :v.shape[1]] = v
+    return torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min).unsqueeze(1)
+
+
 @torch.no_grad()
 def greedy_accuracy(model, problems, end_think, eos, pad, max_new_tokens):
     """Greedy full-cache accuracy over problems [(prompt ids, answer ids)]: right when the run after
@@ -93,7 +103,7 @@ def greedy_accuracy(model, problems, end_think, eos, pad, max_new_tokens):
 
 
 def train(a, config, batch, curriculum, accuracy, vocabulary, special):
-    """The loop. batch(step, curriculum) -> (ids, weight, answer); curriculum.update(answer_loss) after
+    """The loop. batch(step, curriculum) -> (ids, weight, answer[, attention mask]); curriculum.update(answer_loss) after
     every step and curriculum.record() in the log; accuracy(model) every a.eval_every steps and at the
     end; vocabulary is written as vocab.json beside the weights. special: (bos, eos, pad)."""
     if os.path.exists(a.out):
@@ -118,8 +128,8 @@ def train(a, config, batch, curriculum, accuracy, vocabulary, special):
     for step in range(1, a.steps + 1):
         model.train()
         shape = curriculum.record()
-        ids, weight, answer = batch(step, curriculum)
-        logits = model(ids).logits[:, :-1]
+        ids, weight, answer, *mask = batch(step, curriculum)
+        logits = model(ids, attention_mask=mask[0] if mask else None).logits[:, :-1]
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
         loss = (nll * weight.reshape(-1)).sum() / weight.sum()
         opt.zero_grad()
@@ -147,14 +157,15 @@ def train(a, config, batch, curriculum, accuracy, vocabulary, special):
     print(f"train: saved {a.out} after {time.time() - start:.0f} s", flush=True)
 
 
-def main(doc, task, steps, training_batch, curriculum, full_lines):
+def main(doc, task, steps, training_batch, curriculum, full_lines, max_positions=512):
     """A task's training command line. task: the module (vocabulary, special ids, problem_ids);
     training_batch(step, ranges, batch, seed, copies, thinking_weight); half of each batch is the copy
-    task until the curriculum's thinking reaches full_lines."""
+    task until the curriculum's thinking reaches full_lines. max_positions: the config's
+    max_position_embeddings, at least the longest trace."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p, steps=steps)
     a = p.parse_args()
-    config = model_config(a, task.VOCAB_SIZE, task.BOS, task.EOS, task.PAD)
+    config = model_config(a, task.VOCAB_SIZE, task.BOS, task.EOS, task.PAD, max_positions)
     problems = [task.problem_ids("heldout", i) for i in range(a.eval_problems)]
 
     def batch(step, curriculum):

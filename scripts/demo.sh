@@ -24,7 +24,7 @@ seed=${FORESIGHT_DEMO_SEED:-0}
 protect=${FORESIGHT_DEMO_PROTECT:-0}
 case $name in
   notes) testbed=$FORESIGHT_ROOT/experiments/notes schedule="B 64, W 8"
-         about="4 of 30-40 facts asked, each looked up at its due line and written as a note, 40-56 lines of thinking, then the notes recalled" ;;
+         about="4 of 62-72 facts asked, each looked up at its due line and written as a note amid scratch lines, 40-56 lines of thinking, then the notes recalled" ;;
   testbed) testbed=$FORESIGHT_ROOT/experiments/testbed schedule="B 32, W 8"
            about="8 facts, 40-56 lines of thinking, then the facts recalled" ;;
   *) echo "demo: FORESIGHT_DEMO_TESTBED=$name: expected notes or testbed" >&2; exit 2 ;;

@@ -1,32 +1,39 @@
 #!/usr/bin/env python3
 """The notes task: a testbed where the answer needs what the reasoning wrote. The prompt lists many
 facts and asks about four of them, each due at a line of the thinking; at that line the thinking
-looks the asked fact up and writes a numbered note with a derived result; after long filler the
-answer recalls the notes in the order they were written. Keeping the prompt cannot help (below B 128 it
-does not fit B - W, and which fact became which note is known only to the thinking), position
-cannot tell the notes from the filler around them, and a prompt fact is dead once its note is
-written.
+looks the asked fact up and writes a numbered note with a derived result; every other line is a
+scratch computation made of the same kinds of tokens (a key, a value, a derived result) that nothing
+reads again; the answer recalls the notes in the order they were written. Keeping the prompt cannot
+help (it is longer than 128 tokens, and which fact became which note is known only to the thinking),
+position cannot tell the notes from the scratch lines around them, and a prompt fact is dead once
+its note is written.
 
     prompt    <bos> F facts, in random order: `k v` (a plain fact) or `n ASKa v` (asked, due at line n) # S <think>
     thinking  S lines counting down, each ended by `;c` (c = notes written so far):
               line n is `n ASKa v NOTEj r ;j` when n is the j-th due line (r = DERIVE[v], a fixed
-              bijection from values to results), else `n w w w w ;c`
+              bijection from values to results), else the scratch line `n tmp k v r ;c` with
+              k = SCRATCH_KEY[n], v = KEY_VALUE[k] and r = DERIVE[v] (fixed tables)
     answer    </think> NOTE1 r1 NOTE2 r2 NOTE3 r3 NOTE4 r4 <eos>
 
 Every step is a copy or a fixed map a 2-layer transformer learns, all local but the lookups: at a
 line number it copies the token after that number in the prompt when there is one (ASKa), else
-writes filler; ASKa -> v copies the token after ASKa in the prompt; v -> NOTEj maps the line end
-three tokens back (;c -> NOTE(c+1)); NOTEj -> r derives from the previous token; r -> ;j maps it;
-a filler line's end copies the previous one's. In the answer NOTEj -> r copies the token after NOTEj
-in the thinking, r -> NOTE(j+1) maps the previous index. The labels ASKa are assigned at random, not
-in due order, so nothing in the prompt says which fact is note j: the answer needs the notes.
+writes `tmp`; ASKa -> v copies the token after ASKa in the prompt; v -> NOTEj maps the line end
+three tokens back (;c -> NOTE(c+1)); NOTEj -> r derives from the value; a scratch line's k, v and r
+each follow from the token before; a line's end copies the previous one's. In the answer NOTEj -> r
+copies the token after NOTEj in the thinking, r -> NOTE(j+1) maps the previous index. The labels
+ASKa are assigned at random, not in due order, so nothing in the prompt says which fact is note j:
+the answer needs the notes.
 
-Keys, values, results, labels, note indices, line ends, line numbers and filler words are disjoint
-vocabularies (model/vocab.json, 357 ids). Values of a problem are distinct, due lines are distinct,
-and on evaluation problems the last is at least MIN_DUE lines before the end, so every note is more
-than 64 tokens old when the answer starts. Filler is a sparse Markov chain over 128 words (4
-successors each): varied text, meant to keep redundancy from singling the notes out (R-KV still
-keeps them: experiments/notes/README.md).
+Why scratch lines are fixed tables and not random text: evaluation decodes greedily, and greedy
+decoding of random filler repeats its likeliest words, so the filler became redundant and R-KV's
+redundancy score singled the notes out (it answered 0.84 at B 128 on the first version of this
+task, which had a random filler of 128 words). Scratch lines are deterministic and varied, made of
+keys, values and results like the notes, so neither redundancy nor position tells them apart.
+
+Keys, values, results, labels, note indices, line ends and line numbers are disjoint vocabularies
+(model/vocab.json, 374 ids). Values of a problem are distinct, due lines are distinct, and on
+evaluation problems the last is at least MIN_DUE lines before the end, so every note is more than
+64 tokens old when the answer starts.
 
 Problems come from two seed streams, `train` and `heldout`; a training problem whose prompt equals
 one of the first HELDOUT_POOL held-out prompts is skipped (`is_heldout`). Held-out problems 0..63 are
@@ -45,31 +52,25 @@ from typing import NamedTuple
 PAD, BOS, EOS, THINK, END_THINK, COUNT = range(6)
 SPECIAL_NAMES = ["<pad>", "<bos>", "<eos>", "<think>", "</think>", "#", "<unused6>", "<unused7>"]
 NUMBER0, NUMBERS = 8, 64         # line numbers 0..63
-KEY0, KEYS = NUMBER0 + NUMBERS, 48
-VALUE0, VALUES = KEY0 + KEYS, 48
+KEY0, KEYS = NUMBER0 + NUMBERS, 96
+VALUE0, VALUES = KEY0 + KEYS, 96
 ASK0, QUESTIONS = VALUE0 + VALUES, 4
 NOTE0 = ASK0 + QUESTIONS
 END0 = NOTE0 + QUESTIONS         # line ends ;0 .. ;4
 RESULT0, RESULTS = END0 + QUESTIONS + 1, VALUES
-FILLER0, FILLERS = RESULT0 + RESULTS, 128
-VOCAB_SIZE = FILLER0 + FILLERS   # 357
-WORDS_PER_LINE = 4
-SUCCESSORS = 4
+SCRATCH = RESULT0 + RESULTS      # `tmp`, a scratch line's second token
+VOCAB_SIZE = SCRATCH + 1         # 374
 
-EVAL_FACTS = (30, 40)            # F of the evaluation problems: prompts of 68..88 tokens
-EVAL_LINES = (40, 56)            # S: traces of 318..434 tokens
+EVAL_FACTS = (62, 72)            # F of the evaluation problems: prompts of 2F + 8 = 132..152 tokens
+EVAL_LINES = (40, 56)            # S: traces of 382..498 tokens
 MIN_DUE = 12                     # the last note is written at least 12 lines (72 tokens) before the answer
 HELDOUT_POOL = 2048
 VALIDATION = 64
 
 
-def _successor_table():
-    rng = random.Random(1234)
-    return [rng.sample(range(FILLERS), SUCCESSORS) for _ in range(FILLERS)]
-
-
-SUCCESSOR = _successor_table()
-DERIVE = random.Random(4321).sample(range(RESULTS), VALUES)   # value v -> result RESULT0 + DERIVE[v]
+DERIVE = random.Random(4321).sample(range(RESULTS), VALUES)      # value v -> result RESULT0 + DERIVE[v]
+SCRATCH_KEY = random.Random(1234).sample(range(KEYS), NUMBERS)   # line n's scratch key KEY0 + SCRATCH_KEY[n]
+KEY_VALUE = random.Random(5678).sample(range(VALUES), KEYS)      # key k -> its scratch value VALUE0 + KEY_VALUE[k]
 
 
 class Problem(NamedTuple):
@@ -116,9 +117,16 @@ def prompt_ids(problem):
     return [BOS] + [t for fact in problem.facts for t in fact] + [COUNT, number(problem.lines), THINK]
 
 
-def thinking_ids(rng, problem):
+def scratch_line(n):
+    """Line n's scratch computation after its number: `tmp k v r`."""
+    key = KEY0 + SCRATCH_KEY[n]
+    value = VALUE0 + KEY_VALUE[key - KEY0]
+    return [SCRATCH, key, value, derive(value)]
+
+
+def thinking_ids(problem):
     notes = {due: (ask, value) for due, ask, value in questions(problem)}
-    ids, word, written = [], rng.randrange(FILLERS), 0
+    ids, written = [], 0
     for n in range(problem.lines, 0, -1):
         ids.append(number(n))
         if n in notes:
@@ -126,9 +134,7 @@ def thinking_ids(rng, problem):
             ids += [ask, value, NOTE0 + written, derive(value)]
             written += 1
         else:
-            for _ in range(WORDS_PER_LINE):
-                word = rng.choice(SUCCESSOR[word])
-                ids.append(FILLER0 + word)
+            ids += scratch_line(n)
         ids.append(END0 + written)
     return ids
 
@@ -137,10 +143,10 @@ def answer_ids(problem):
     return [t for j, (_, _, value) in enumerate(questions(problem)) for t in (NOTE0 + j, derive(value))]
 
 
-def full_sequence(rng, problem):
-    """(ids, first generated position): the prompt, a sampled thinking, the answer and <eos>."""
+def full_sequence(problem):
+    """(ids, first generated position): the prompt, the thinking, the answer and <eos>."""
     prompt = prompt_ids(problem)
-    return prompt + thinking_ids(rng, problem) + [END_THINK] + answer_ids(problem) + [EOS], len(prompt)
+    return prompt + thinking_ids(problem) + [END_THINK] + answer_ids(problem) + [EOS], len(prompt)
 
 
 def _stream(split, index):
@@ -174,7 +180,9 @@ def train_problem(index):
 def token_name(t):
     if t < NUMBER0:
         return SPECIAL_NAMES[t]
-    for first, prefix in ((FILLER0, "w"), (RESULT0, "r"), (END0, ";"), (NOTE0, "NOTE"), (ASK0, "ASK"), (VALUE0, "v"),
+    if t == SCRATCH:
+        return "tmp"
+    for first, prefix in ((RESULT0, "r"), (END0, ";"), (NOTE0, "NOTE"), (ASK0, "ASK"), (VALUE0, "v"),
                           (KEY0, "k")):
         if t >= first:
             return f"{prefix}{t - first + (1 if prefix == 'NOTE' else 0)}"
