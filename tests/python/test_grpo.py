@@ -48,7 +48,8 @@ def moved(data, out):
 
 
 def comparable(rows):
-    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "update_scorer_seconds", "step_seconds")
+    timing = ("rollout_tokens_per_s", "rollout_seconds", "update_seconds", "update_scorer_seconds", "step_seconds",
+              "validation_seconds")
     return [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
 
@@ -352,6 +353,40 @@ def test_rollout_budgets_take_turns_over_each_steps_traces(data, tmp_path):
     # The traces have 319 tokens: B 304 needs 320, so its turn goes to the largest listed budget they hold.
     grpo(data, tmp_path / "long", 1, 2, "per_step_traces=2", "rollout_budgets=[304,128]")
     assert read_jsonl(tmp_path / "long" / "metrics.jsonl")[0]["rollout_budgets"] == [128, 128]
+
+
+def test_a_resumed_validated_run_compares_with_its_first_validation(data, tmp_path):
+    """Killed after step 2 and resumed, a validated run keeps its floor (step 0's per-problem
+    accuracies, read back from metrics.jsonl): its rows and final/ are the uninterrupted run's. A
+    run whose first validation row predates the margin rule (no per-problem accuracies) resumes only
+    with validation.margin=0, and the error names the file."""
+    problems = validation_problems(data, tmp_path)
+    args = ("per_step_traces=2", "save_every=2", "keep_last_n=5", "learning_rate=1e-2", "warmup_steps=0",
+            f"validation.problems={problems}", "validation.max_new_tokens=1", "validation.budgets=[64,128]",
+            "validation.stop_ids=[0]", "validation.margin=0.5")
+    grpo(data, tmp_path / "straight", 6, 2, *args)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([str(BIN / "foresight-train"), *map(str, grpo_args(data, out, 6, 2, *args))],
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "step_2").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "final").exists(), "the run finished before it could be killed"
+    rows = read_jsonl(out / "metrics.jsonl")
+    old = tmp_path / "old-metrics.jsonl"   # as a run before the margin rule wrote it
+    old.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "val_accuracy_by_problem"}) + "\n"
+                           for r in rows))
+    saved = (out / "metrics.jsonl").read_bytes()
+    shutil.copy(old, out / "metrics.jsonl")
+    expect_error(grpo(data, out, 6, 2, *args, check=False),
+                 f"{out / 'metrics.jsonl'}: its first validation row (step 0) has no val_accuracy_by_problem")
+    (out / "metrics.jsonl").write_bytes(saved)
+    assert "resuming from" in grpo(data, out, 6, 2, *args).stderr
+    assert comparable(read_jsonl(out / "metrics.jsonl")) == comparable(read_jsonl(tmp_path / "straight" / "metrics.jsonl"))
+    wa, wb = scorer_weights(out / "final"), scorer_weights(tmp_path / "straight" / "final")
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
 def test_answer_reward_rolls_out_problems_freely_and_rewards_their_answers(data, tmp_path):
