@@ -2,8 +2,8 @@
 # The main job, end to end, on a shipped testbed model: install what is missing, build, sample the
 # model's own reasoning traces on training problems, then golden -> SFT -> GRPO, then the answer
 # accuracy of every policy on held-out problems while generating under a budget, the claim checked
-# against the best heuristic variant, and the teacher-forced metrics beside it. About 10 minutes on
-# 2 cores after the build.
+# against the best heuristic variant, and the teacher-forced metrics beside it. About 20 minutes on
+# 2 cores after the build (the first testbed: about 10).
 #   FORESIGHT_DEMO_TESTBED   notes (default: experiments/notes/, the answer needs what the thinking
 #                            wrote) or testbed (experiments/testbed/, the first: facts from the prompt)
 #   FORESIGHT_DEMO_DIR       outputs (default build/demo; replaced on every run)

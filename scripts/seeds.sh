@@ -2,7 +2,7 @@
 # The main job's pipeline under 3 seeds (trace sampling, SFT and GRPO; the model, the problems and the
 # heuristics stay the same), then its table as mean ± s.d. over seeds beside the per-problem s.e.,
 # with the claim judged on both (experiments/claim.py --seeds). Each seed is one scripts/demo.sh run:
-# about 10 minutes on 2 cores at the default 64 problems, 15 at 128.
+# about 20 minutes on 2 cores on the notes testbed at the default 64 problems (the first testbed: 10).
 #   FORESIGHT_SEEDS_DIR      outputs (default build/seeds; seed N in seedN/, each replaced when it runs)
 #   FORESIGHT_SEEDS          the seeds (default "0 1 2")
 #   FORESIGHT_DEMO_TESTBED, FORESIGHT_DEMO_PROBLEMS: as scripts/demo.sh takes them
