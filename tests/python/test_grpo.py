@@ -137,10 +137,8 @@ def test_batched_rollouts_train_as_one_by_one(data, tmp_path):
     assert len(set(rewards[:2])) == 2  # and the steps drew different rollouts
 
 
-def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
-    args = ("per_step_traces=2", "save_every=2", "keep_last_n=5", "learning_rate=1e-2")
-    grpo(data, tmp_path / "straight", 6, 2, *args)
-    out = tmp_path / "killed"
+def killed_after_step_2(data, out, args):
+    """A 6-step run into `out`, killed (SIGKILL) once it has saved step_2 and before it finished."""
     proc = subprocess.Popen([str(BIN / "foresight-train"), *map(str, grpo_args(data, out, 6, 2, *args))],
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -149,6 +147,13 @@ def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "final").exists(), "the run finished before it could be killed"
+    return out
+
+
+def test_resume_after_a_kill_repeats_the_uninterrupted_run(data, tmp_path):
+    args = ("per_step_traces=2", "save_every=2", "keep_last_n=5", "learning_rate=1e-2")
+    grpo(data, tmp_path / "straight", 6, 2, *args)
+    out = killed_after_step_2(data, tmp_path / "killed", args)
     assert "resuming from" in grpo(data, out, 6, 2, *args).stderr
     assert comparable(read_jsonl(out / "metrics.jsonl")) == comparable(read_jsonl(tmp_path / "straight" / "metrics.jsonl"))
     wa, wb = scorer_weights(out / "final"), scorer_weights(tmp_path / "straight" / "final")
@@ -365,15 +370,7 @@ def test_a_resumed_validated_run_compares_with_its_first_validation(data, tmp_pa
             f"validation.problems={problems}", "validation.max_new_tokens=1", "validation.budgets=[64,128]",
             "validation.stop_ids=[0]", "validation.margin=0.5")
     grpo(data, tmp_path / "straight", 6, 2, *args)
-    out = tmp_path / "killed"
-    proc = subprocess.Popen([str(BIN / "foresight-train"), *map(str, grpo_args(data, out, 6, 2, *args))],
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "step_2").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "final").exists(), "the run finished before it could be killed"
+    out = killed_after_step_2(data, tmp_path / "killed", args)
     rows = read_jsonl(out / "metrics.jsonl")
     old = tmp_path / "old-metrics.jsonl"   # as a run before the margin rule wrote it
     old.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "val_accuracy_by_problem"}) + "\n"
