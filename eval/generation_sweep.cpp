@@ -3,7 +3,6 @@
 #include <ATen/Parallel.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -15,6 +14,7 @@
 #include "common/output_guard.h"
 #include "common/progress.h"
 #include "common/sha256.h"
+#include "common/statistics.h"
 #include "generate/answer.h"
 #include "eval/generation_config.h"
 #include "generate/problems.h"
@@ -78,32 +78,20 @@ struct Tally {
   std::vector<double> share_correct;  // per problem: its correct samples / samples
   int64_t samples = 0, new_tokens = 0, evictions = 0, stopped = 0, peak_entries = 0;
 
-  // pass@1 averaged over samples: the mean over problems of each one's share of correct samples.
-  double accuracy() const {
-    double sum = 0;
-    for (double a : share_correct) sum += a;
-    return sum / static_cast<double>(share_correct.size());
-  }
-  // Its standard error over problems: the sample standard deviation of the per-problem shares over
-  // sqrt(n); 0 for one problem, which has no spread to estimate.
-  double accuracy_se() const {
-    const auto n = static_cast<double>(share_correct.size());
-    if (share_correct.size() < 2) return 0;
-    const double mean = accuracy();
-    double squares = 0;
-    for (double a : share_correct) squares += (a - mean) * (a - mean);
-    return std::sqrt(squares / (n - 1) / n);
-  }
+  // pass@1 averaged over samples: the mean over problems of each one's share of correct samples,
+  // with its standard error over problems.
+  MeanWithError accuracy() const { return mean_with_error(share_correct); }
 };
 
 nlohmann::json metrics_json(const Cell& c, const Tally& t, double seconds) {
   const auto per_sample = [&](int64_t total) { return static_cast<double>(total) / static_cast<double>(t.samples); };
+  const MeanWithError accuracy = t.accuracy();
   return {{"policy", c.policy},
           {"B", c.eviction ? nlohmann::json(c.eviction->schedule.budget) : nlohmann::json(nullptr)},
           {"W", c.eviction ? nlohmann::json(c.eviction->schedule.interval) : nlohmann::json(nullptr)},
           {"protect", c.eviction ? nlohmann::json(protect_of(*c.eviction).text()) : nlohmann::json(nullptr)},
-          {"accuracy", t.accuracy()},
-          {"stderr", t.accuracy_se()},
+          {"accuracy", accuracy.mean},
+          {"stderr", accuracy.standard_error},
           {"mean_length", per_sample(t.new_tokens)},
           {"mean_evictions", per_sample(t.evictions)},
           {"peak_cache_entries", t.peak_entries},

@@ -279,8 +279,8 @@ void run_grpo(const GrpoConfig& cfg) {
     if (is_floor) floor = r;
     bool above_floor = true;
     for (std::size_t b = 0; b < floor.by_budget.size(); ++b) above_floor = above_floor && r.by_budget[b] >= floor.by_budget[b];
-    const PairedGain gain = floor.by_problem.empty() ? PairedGain{} : paired_gain(r.by_problem, floor.by_problem);
-    const bool beats_floor = is_floor || floor.by_problem.empty() || gain.mean > cfg.validation.margin * gain.stderr_;
+    const MeanWithError gain = floor.by_problem.empty() ? MeanWithError{} : paired_gain(r.by_problem, floor.by_problem);
+    const bool beats_floor = is_floor || floor.by_problem.empty() || gain.mean > cfg.validation.margin * gain.standard_error;
     if (above_floor && beats_floor) {
       best.offer(at_step, r.accuracy, policy, provenance(cfg, golden_sha256, init_provenance, at_step, v));
     }
@@ -289,7 +289,7 @@ void run_grpo(const GrpoConfig& cfg) {
     row["val_accuracy_by_problem"] = r.by_problem;
     row["val_above_floor"] = above_floor;
     row["val_gain"] = gain.mean;
-    row["val_gain_stderr"] = gain.stderr_;
+    row["val_gain_stderr"] = gain.standard_error;
     row["val_beats_floor"] = beats_floor;
     row["best_step"] = best.step();
     row["best_val_accuracy"] = best.accuracy();

@@ -2,8 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
-
 #include "common/error.h"
 #include "generate/answer.h"
 #include "model/transformer.h"
@@ -71,18 +69,14 @@ ValidationResult Validator::result(const at::Tensor& correct) const {
   return r;
 }
 
-PairedGain paired_gain(const std::vector<double>& a, const std::vector<double>& b) {
+MeanWithError paired_gain(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() != b.size()) {
     throw Error("validation: " + std::to_string(a.size()) + " problems now, " + std::to_string(b.size()) +
                 " at the first validation (metrics.jsonl): validation.problems changed since the run started");
   }
-  const auto n = static_cast<double>(a.size());
-  PairedGain g;
-  for (std::size_t i = 0; i < a.size(); ++i) g.mean += (a[i] - b[i]) / n;
-  double squares = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) squares += (a[i] - b[i] - g.mean) * (a[i] - b[i] - g.mean);
-  g.stderr_ = a.size() > 1 ? std::sqrt(squares / (n - 1) / n) : 0.0;  // one problem: no spread to measure
-  return g;
+  std::vector<double> differences(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) differences[i] = a[i] - b[i];
+  return mean_with_error(differences);
 }
 
 }  // namespace foresight

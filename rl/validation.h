@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cache/schedule.h"
+#include "common/statistics.h"
 #include "generate/generation.h"
 #include "generate/problems.h"
 #include "policy/features.h"
@@ -39,12 +40,8 @@ struct ValidationResult {
 };
 
 // The paired comparison of two validations of the same problems (a.size() == b.size()): the mean
-// of the per-problem differences (a - b) and its standard error (their sample s.d. over sqrt(n)).
-struct PairedGain {
-  double mean = 0;
-  double stderr_ = 0;
-};
-PairedGain paired_gain(const std::vector<double>& a, const std::vector<double>& b);
+// of the per-problem differences (a - b) and its standard error.
+MeanWithError paired_gain(const std::vector<double>& a, const std::vector<double>& b);
 
 // Greedy decoding of every problem under the learned scorer (policy foresight, top-W drops) at each
 // budget, with the training interval and protect; accuracy is the share of problems whose final
