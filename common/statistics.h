@@ -11,4 +11,7 @@ struct MeanWithError {
 };
 MeanWithError mean_with_error(const std::vector<double>& values);
 
+// The standard normal quantile: the z with P(Z <= z) = p, for 0 < p < 1.
+double normal_quantile(double p);
+
 }  // namespace foresight

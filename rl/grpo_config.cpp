@@ -1,8 +1,10 @@
 #include "rl/grpo_config.h"
 
+#include <algorithm>
 #include <string>
 
 #include "common/config.h"
+#include "common/statistics.h"
 #include "model/runtime_config.h"
 
 namespace foresight {
@@ -12,7 +14,7 @@ GrpoConfig parse_grpo_config(const Config& c) {
                       "per_step_traces", "num_generations", "rollout_batch", "rollout_budgets", "num_iterations", "learning_rate", "lr_schedule",
                       "warmup_steps", "max_grad_norm", "epsilon", "beta", "beta_steps", "reward.*", "logprob",
                       "exact_update", "keep_features", "max_abs_score", "validation.problems",
-                      "validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "validation.margin", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
+                      "validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "validation.margin", "validation.false_pick_rate", "save_every", "keep_last_n", "dist_timeout_s", "seed", "expect_model.*"});
   GrpoConfig r;
   r.model = c.string("model");
   r.golden = c.string("golden");
@@ -81,12 +83,30 @@ GrpoConfig parse_grpo_config(const Config& c) {
     if (c.has("validation.budgets")) r.validation.budgets = c.non_negative_int_list("validation.budgets", "budgets");
     if (c.has("validation.stop_ids")) r.validation.stop_ids = c.non_negative_int_list("validation.stop_ids", "token ids");
     r.validation.margin = c.non_negative_number("validation.margin", r.validation.margin);
+    if (c.has("validation.false_pick_rate")) {
+      if (c.has("validation.margin")) {
+        c.fail("validation.false_pick_rate", "is set beside validation.margin; set one: the margin is derived from the rate");
+      }
+      r.validation.false_pick_rate = c.positive_number("validation.false_pick_rate", 0);
+      if (r.validation.false_pick_rate >= 1) {
+        c.fail("validation.false_pick_rate",
+               "is " + c.string("validation.false_pick_rate") + ", expected a probability between 0 and 1");
+      }
+    }
   } else {
-    for (const char* key : {"validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "validation.margin"}) {
+    for (const char* key : {"validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "validation.margin",
+                            "validation.false_pick_rate"}) {
       if (c.has(key)) c.fail(key, "is set without validation.problems, the problems it would decode");
     }
   }
   r.save_every = c.positive_int("save_every", r.save_every);
+  if (r.validation.false_pick_rate > 0) {
+    // Bonferroni over the run's validated saves (every save_every steps and the last): each needs a
+    // gain above the (1 - rate / saves) normal quantile, so that a run whose saves are all no better
+    // than the init scorer replaces it with probability at most the rate, however long it runs.
+    const int64_t saves = (r.max_steps + r.save_every - 1) / r.save_every;
+    r.validation.margin = normal_quantile(1 - r.validation.false_pick_rate / static_cast<double>(std::max<int64_t>(saves, 1)));
+  }
   r.keep_last_n = c.positive_int("keep_last_n", r.keep_last_n);
   r.dist_timeout_s = c.positive_int("dist_timeout_s", r.dist_timeout_s);
   r.seed = static_cast<uint64_t>(c.non_negative_int("seed", 0));

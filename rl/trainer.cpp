@@ -267,7 +267,8 @@ void run_grpo(const GrpoConfig& cfg) {
   // the init scorer first (step 0: the floor), then at every save. A later scorer is kept in
   // OUT/best only if it is at least the init scorer at every budget (SFT+GRPO must not trade one
   // budget for another), beats it by more than validation.margin paired standard errors (the best
-  // of many noisy checkpoints otherwise wins by luck), and is better than the best on the mean.
+  // of many noisy checkpoints otherwise wins by luck; validation.false_pick_rate derives the margin
+  // from the number of saves), and is better than the best on the mean.
   BestCheckpoint best(out_dir, writer);
   ValidationResult floor;
   auto validate = [&](int64_t at_step, nlohmann::json& row) {
@@ -290,6 +291,7 @@ void run_grpo(const GrpoConfig& cfg) {
     row["val_above_floor"] = above_floor;
     row["val_gain"] = gain.mean;
     row["val_gain_stderr"] = gain.standard_error;
+    row["val_margin"] = cfg.validation.margin;
     row["val_beats_floor"] = beats_floor;
     row["best_step"] = best.step();
     row["best_val_accuracy"] = best.accuracy();

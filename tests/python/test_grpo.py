@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+from statistics import NormalDist
 
 import h5py
 import numpy as np
@@ -298,8 +299,11 @@ def validation_problems(data, tmp_path, prompt_len=150, answer_len=1):
                                                       for r in read_jsonl(tmp_path / "full.jsonl")])
 
 
-@pytest.mark.parametrize("margin", [0.0, 0.5])
-def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path, margin):
+# A false-pick rate of 0.6 over the run's 3 saves (6 steps, one every 2) is 0.2 a save: the margin is
+# the normal quantile at 0.8.
+@pytest.mark.parametrize("rule,margin", [("validation.margin=0", 0.0), ("validation.margin=0.5", 0.5),
+                                         ("validation.false_pick_rate=0.6", NormalDist().inv_cdf(1 - 0.6 / 3))])
+def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path, rule, margin):
     """Validated at step 0 (the SFT scorer) and at every save: each row's accuracy is the mean of its
     budgets' and of its problems', best_step is the running best among the scorers at least the SFT
     scorer's accuracy at every budget that beat it by more than `margin` paired standard errors
@@ -309,7 +313,7 @@ def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path, mar
     out = tmp_path / "out"
     grpo(data, out, 6, 2, "per_step_traces=2", "save_every=2", "keep_last_n=10", "learning_rate=1e-2",
          "warmup_steps=0", f"validation.problems={problems}", "validation.max_new_tokens=1",
-         "validation.budgets=[64,128]", "validation.stop_ids=[0]", f"validation.margin={margin}")
+         "validation.budgets=[64,128]", "validation.stop_ids=[0]", rule)
     validated = {r["step"]: r for r in read_jsonl(out / "metrics.jsonl") if "val_accuracy" in r}
     assert sorted(validated) == [0, 2, 4, 6]
     best, floor = None, validated[0]
@@ -323,6 +327,7 @@ def test_validation_keeps_the_best_validated_scorer_as_final(data, tmp_path, mar
         gain = np.array(row["val_accuracy_by_problem"]) - np.array(floor["val_accuracy_by_problem"])
         assert row["val_gain"] == pytest.approx(gain.mean(), abs=1e-12)
         assert row["val_gain_stderr"] == pytest.approx(gain.std(ddof=1) / np.sqrt(len(gain)), abs=1e-12)
+        assert row["val_margin"] == pytest.approx(margin, abs=1e-12)
         beats = step == 0 or gain.mean() > margin * gain.std(ddof=1) / np.sqrt(len(gain))
         assert row["val_beats_floor"] == beats
         if best is None or (above and beats and row["val_accuracy"] > validated[best]["val_accuracy"]):
@@ -473,6 +478,11 @@ def test_traces_shorter_than_b_plus_2w_are_refused(data, tmp_path):
     ("validation.margin=1", 'key "validation.margin" is set without validation.problems'),
     ("validation.problems=p.jsonl validation.max_new_tokens=1 validation.margin=-1",
      'key "validation.margin" is -1, expected a non-negative number'),
+    ("validation.false_pick_rate=0.1", 'key "validation.false_pick_rate" is set without validation.problems'),
+    ("validation.problems=p.jsonl validation.max_new_tokens=1 validation.false_pick_rate=1",
+     'key "validation.false_pick_rate" is 1, expected a probability between 0 and 1'),
+    ("validation.problems=p.jsonl validation.max_new_tokens=1 validation.false_pick_rate=0.1 validation.margin=2",
+     'key "validation.false_pick_rate" is set beside validation.margin'),
     ("rollout_budgets=[60]", "rollout_budgets: 60 with the golden file's W 8"),
 ])
 def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
