@@ -23,9 +23,9 @@ problems=${FORESIGHT_DEMO_PROBLEMS:-64}
 seed=${FORESIGHT_DEMO_SEED:-0}
 protect=${FORESIGHT_DEMO_PROTECT:-0}
 case $name in
-  notes) testbed=$FORESIGHT_ROOT/experiments/notes schedule="B 64, W 8" traces=512 sft_steps=600
+  notes) testbed=$FORESIGHT_ROOT/experiments/notes schedule="B 64, W 8" traces=512 sft_steps=600 validation=64
          about="4 of 62-72 facts asked, each looked up at its due line and written as a note amid scratch lines, 40-56 lines of thinking, then the notes recalled" ;;
-  testbed) testbed=$FORESIGHT_ROOT/experiments/testbed schedule="B 32, W 8" traces=128 sft_steps=200
+  testbed) testbed=$FORESIGHT_ROOT/experiments/testbed schedule="B 32, W 8" traces=128 sft_steps=200 validation=32
            about="8 facts, 40-56 lines of thinking, then the facts recalled" ;;
   *) echo "demo: FORESIGHT_DEMO_TESTBED=$name: expected notes or testbed" >&2; exit 2 ;;
 esac
@@ -36,10 +36,10 @@ configs=$FORESIGHT_ROOT/configs
 
 echo "== 1. the $name model ($model): $about"
 # Held-out problems 64 on are reported; 0..63 validated the configs' choices (the testbed's
-# README.md), and GRPO validates its checkpoints on 0..31.
+# README.md), and GRPO validates its checkpoints on the first $validation of them.
 "$py" "$testbed/task.py" prompts --split train --count "$traces" --out "$work/train-prompts.jsonl"
 "$py" "$testbed/task.py" problems --split heldout --start 64 --count "$problems" --out "$work/problems.jsonl"
-"$py" "$testbed/task.py" problems --split heldout --start 0 --count 32 --out "$work/validation.jsonl"
+"$py" "$testbed/task.py" problems --split heldout --start 0 --count "$validation" --out "$work/validation.jsonl"
 
 echo "== 2. traces: the model's own sampled answers (temperature 1, seed $seed) to $traces training problems -> $work/traces.jsonl"
 "$FORESIGHT_BIN/foresight-model" generate --model "$model" --prompts "$work/train-prompts.jsonl" \
@@ -63,7 +63,7 @@ echo "== 4. SFT: distil the oracle into the scorer, $sft_steps steps -> $work/sf
 "$FORESIGHT_BIN/foresight-train" sft --config "$configs/sft/$name.yaml" \
   model="$model" golden="$work/golden.h5" output_dir="$work/sft" seed="$seed"
 
-echo "== 5. GRPO: improve the SFT scorer with sampled budgeted rollouts, validated on 32 held-out problems -> $work/grpo"
+echo "== 5. GRPO: improve the SFT scorer with sampled budgeted rollouts, validated on $validation held-out problems -> $work/grpo"
 "$FORESIGHT_BIN/foresight-train" grpo --config "$configs/grpo/$name.yaml" \
   model="$model" golden="$work/golden.h5" init_scorer="$work/sft/final" output_dir="$work/grpo" seed="$seed" \
   validation.problems="$work/validation.jsonl"

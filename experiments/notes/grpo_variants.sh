@@ -5,7 +5,7 @@
 #   experiments/notes/grpo_variants_table.py SEEDS_DIR OUT_DIR
 #   FORESIGHT_SEEDS_DIR  the seeds run (default build/seeds; seedN/ with golden.h5, sft/, problems)
 #   FORESIGHT_SEEDS      the seeds (default "0 1 2")
-#   FORESIGHT_VARIANTS   the variants (default "demo180 kl"; the cases below)
+#   FORESIGHT_VARIANTS   the variants (default "demo180 kl v64"; the cases below)
 #   OUT_DIR              first argument (default build/exp26); a variant already done is skipped
 # Every save is kept (keep_last_n), so that the pick of another validation rule can be evaluated too.
 # About 15 min a run on one core (OMP_NUM_THREADS=1).
@@ -18,7 +18,9 @@ notes=$FORESIGHT_ROOT/experiments/notes
 mkdir -p "$out"
 [ -e "$out/train-problems.jsonl" ] || "$FORESIGHT_VENV/bin/python" "$notes/task.py" problems --split train --count 128 \
   --out "$out/train-problems.jsonl"  # the answer reward's problems
-for variant in ${FORESIGHT_VARIANTS:-demo180 kl}; do
+[ -e "$out/validation64.jsonl" ] || "$FORESIGHT_VENV/bin/python" "$notes/task.py" problems --split heldout --start 0 \
+  --count 64 --out "$out/validation64.jsonl"  # the whole validation pool, for v64
+for variant in ${FORESIGHT_VARIANTS:-demo180 kl v64}; do
   for s in ${FORESIGHT_SEEDS:-0 1 2}; do
     src=$seeds/seed$s dir=$out/$variant-seed$s
     [ -e "$dir/done" ] && continue
@@ -26,6 +28,7 @@ for variant in ${FORESIGHT_VARIANTS:-demo180 kl}; do
     case $variant in
       demo180) extra=() ;;  # the demo's config as it is
       kl) extra=(beta_steps=1000) ;;  # the KL to the SFT scorer on for the whole run, not the first 100 steps
+      v64) extra=("validation.problems=$out/validation64.jsonl") ;;  # the demo's, validated on 64 problems
       nll3e-5) extra=(learning_rate=3.0e-5) ;;  # the demo's reward (mean_nll) at a tenth of its rate
       answer3e-5) extra=(learning_rate=3.0e-5 reward.kind=answer "reward.problems=$out/train-problems.jsonl"
                          reward.max_new_tokens=360 "rollout_budgets=[64, 128]") ;;  # B 256 answers everything
@@ -33,7 +36,7 @@ for variant in ${FORESIGHT_VARIANTS:-demo180 kl}; do
     esac
     "$bin/foresight-train" grpo --config "$FORESIGHT_ROOT/configs/grpo/notes.yaml" model="$notes/model" \
       golden="$src/golden.h5" init_scorer="$src/sft/final" output_dir="$dir/grpo" seed=$s \
-      validation.problems="$src/validation.jsonl" max_steps=180 keep_last_n=18 "${extra[@]}" > "$dir/grpo.log" 2>&1 \
+      "validation.problems=$src/validation.jsonl" max_steps=180 keep_last_n=18 "${extra[@]}" > "$dir/grpo.log" 2>&1 \
       || { echo "$dir: grpo failed, see $dir/grpo.log" >&2; exit 1; }
     for checkpoint in final step_180; do
       "$bin/foresight-eval" --config "$FORESIGHT_ROOT/configs/eval/notes.yaml" model="$notes/model" \
