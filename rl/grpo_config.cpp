@@ -83,15 +83,15 @@ GrpoConfig parse_grpo_config(const Config& c) {
     if (c.has("validation.budgets")) r.validation.budgets = c.non_negative_int_list("validation.budgets", "budgets");
     if (c.has("validation.stop_ids")) r.validation.stop_ids = c.non_negative_int_list("validation.stop_ids", "token ids");
     r.validation.margin = c.non_negative_number("validation.margin", r.validation.margin);
-    if (c.has("validation.false_pick_rate")) {
-      if (c.has("validation.margin")) {
-        c.fail("validation.false_pick_rate", "is set beside validation.margin; set one: the margin is derived from the rate");
-      }
-      r.validation.false_pick_rate = c.positive_number("validation.false_pick_rate", 0);
-      if (r.validation.false_pick_rate >= 1) {
-        c.fail("validation.false_pick_rate",
-               "is " + c.string("validation.false_pick_rate") + ", expected a probability between 0 and 1");
-      }
+    // 0 turns the rate off, so that an override can put a config's rate back to a fixed margin.
+    r.validation.false_pick_rate = c.non_negative_number("validation.false_pick_rate", 0);
+    if (r.validation.false_pick_rate >= 1) {
+      c.fail("validation.false_pick_rate",
+             "is " + c.string("validation.false_pick_rate") + ", expected a probability between 0 and 1");
+    }
+    if (r.validation.false_pick_rate > 0 && c.has("validation.margin")) {
+      c.fail("validation.false_pick_rate", "is set beside validation.margin; set one (0 turns the rate off): the "
+                                           "margin is derived from the rate");
     }
   } else {
     for (const char* key : {"validation.budgets", "validation.max_new_tokens", "validation.stop_ids", "validation.margin",

@@ -30,7 +30,7 @@ struct ValidationOptions {
   // winner's curse: the best of many noisy checkpoints looks better than it is (0: any gain).
   double margin = 1.0;
   // When > 0, margin is derived from it (grpo_config.cpp): the chance, over the whole run, that a
-  // save no better than the init scorer replaces it.
+  // save no better than the init scorer replaces it. 0: the fixed margin.
   double false_pick_rate = 0;
 
   bool enabled() const { return !problems.empty(); }

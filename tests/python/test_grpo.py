@@ -483,6 +483,8 @@ def test_traces_shorter_than_b_plus_2w_are_refused(data, tmp_path):
      'key "validation.false_pick_rate" is 1, expected a probability between 0 and 1'),
     ("validation.problems=p.jsonl validation.max_new_tokens=1 validation.false_pick_rate=0.1 validation.margin=2",
      'key "validation.false_pick_rate" is set beside validation.margin'),
+    ("validation.problems=p.jsonl validation.max_new_tokens=1 validation.false_pick_rate=-0.1",
+     'key "validation.false_pick_rate" is -0.1, expected a non-negative number'),
     ("rollout_budgets=[60]", "rollout_budgets: 60 with the golden file's W 8"),
 ])
 def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
