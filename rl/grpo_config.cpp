@@ -1,6 +1,5 @@
 #include "rl/grpo_config.h"
 
-#include <algorithm>
 #include <string>
 
 #include "common/config.h"
@@ -77,6 +76,7 @@ GrpoConfig parse_grpo_config(const Config& c) {
   }
   if (c.has("rollout_budgets")) r.rollout_budgets = c.non_negative_int_list("rollout_budgets", "budgets");
   r.max_abs_score = c.positive_number("max_abs_score", r.max_abs_score);
+  double false_pick_rate = 0;  // when > 0, sets validation.margin below, once save_every is known
   if (c.has("validation.problems")) {
     r.validation.problems = c.string("validation.problems");
     r.validation.max_new_tokens = c.positive_int("validation.max_new_tokens");
@@ -84,12 +84,12 @@ GrpoConfig parse_grpo_config(const Config& c) {
     if (c.has("validation.stop_ids")) r.validation.stop_ids = c.non_negative_int_list("validation.stop_ids", "token ids");
     r.validation.margin = c.non_negative_number("validation.margin", r.validation.margin);
     // 0 turns the rate off, so that an override can put a config's rate back to a fixed margin.
-    r.validation.false_pick_rate = c.non_negative_number("validation.false_pick_rate", 0);
-    if (r.validation.false_pick_rate >= 1) {
+    false_pick_rate = c.non_negative_number("validation.false_pick_rate", 0);
+    if (false_pick_rate >= 1) {
       c.fail("validation.false_pick_rate",
              "is " + c.string("validation.false_pick_rate") + ", expected a probability between 0 and 1");
     }
-    if (r.validation.false_pick_rate > 0 && c.has("validation.margin")) {
+    if (false_pick_rate > 0 && c.has("validation.margin")) {
       c.fail("validation.false_pick_rate", "is set beside validation.margin; set one (0 turns the rate off): the "
                                            "margin is derived from the rate");
     }
@@ -100,12 +100,12 @@ GrpoConfig parse_grpo_config(const Config& c) {
     }
   }
   r.save_every = c.positive_int("save_every", r.save_every);
-  if (r.validation.false_pick_rate > 0) {
+  if (false_pick_rate > 0) {
     // Bonferroni over the run's validated saves (every save_every steps and the last): each needs a
     // gain above the (1 - rate / saves) normal quantile, so that a run whose saves are all no better
     // than the init scorer replaces it with probability at most the rate, however long it runs.
     const int64_t saves = (r.max_steps + r.save_every - 1) / r.save_every;
-    r.validation.margin = normal_quantile(1 - r.validation.false_pick_rate / static_cast<double>(std::max<int64_t>(saves, 1)));
+    r.validation.margin = normal_quantile(1 - false_pick_rate / static_cast<double>(saves));
   }
   r.keep_last_n = c.positive_int("keep_last_n", r.keep_last_n);
   r.dist_timeout_s = c.positive_int("dist_timeout_s", r.dist_timeout_s);

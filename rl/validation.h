@@ -27,11 +27,9 @@ struct ValidationOptions {
   std::vector<int64_t> stop_ids;  // empty: the model's eos ids
   // A step replaces the init scorer only when it beats it, on the mean over problems of each
   // problem's accuracy over budgets, by more than `margin` paired standard errors. Against the
-  // winner's curse: the best of many noisy checkpoints looks better than it is (0: any gain).
+  // winner's curse: the best of many noisy checkpoints looks better than it is (0: any gain). The
+  // config's validation.false_pick_rate may set it from the number of saves (grpo_config.cpp).
   double margin = 1.0;
-  // When > 0, margin is derived from it (grpo_config.cpp): the chance, over the whole run, that a
-  // save no better than the init scorer replaces it. 0: the fixed margin.
-  double false_pick_rate = 0;
 
   bool enabled() const { return !problems.empty(); }
 };

@@ -493,6 +493,15 @@ def test_bad_config_is_refused_before_any_work(data, tmp_path, override, text):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_zero_false_pick_rate_lets_a_margin_override_the_configs_rate():
+    """experiments/notes/grpo_variants.sh reruns the notes config's earlier rule (one s.e.) this way."""
+    notes = ROOT / "configs" / "grpo" / "notes.yaml"
+    assert "config ok" in run("foresight-train", "grpo", "--config", notes, "validation.false_pick_rate=0",
+                              "validation.margin=1", "--check").stdout
+    proc = run("foresight-train", "grpo", "--config", notes, "validation.margin=1", "--check", check=False)
+    expect_error(proc, 'key "validation.false_pick_rate" is set beside validation.margin')
+
+
 def test_shipped_configs_validate():
     for config in sorted((ROOT / "configs" / "grpo").glob("*.yaml")):
         assert "config ok" in run("foresight-train", "grpo", "--config", config, "--check").stdout
